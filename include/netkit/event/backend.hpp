@@ -1,0 +1,63 @@
+// The demultiplexer behind an event_loop: one implementation per Linux mechanism
+// (select, poll, epoll LT, epoll ET, io_uring), chosen at run time by name.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace netkit {
+
+// Readiness interest and results (a small subset of epoll's bits, portable to all backends).
+enum io_events : std::uint32_t {
+  io_read = 1u << 0,
+  io_write = 1u << 1,
+  io_hangup = 1u << 2,  // HUP or ERR: the next read/write reports what happened
+};
+
+struct ready_event {
+  std::uint64_t token;  // given to add(); the loop uses it to detect stale events
+  std::uint32_t events;
+};
+
+class uring_backend;
+
+// Not thread-safe: used only by its loop's thread.
+class backend {
+ public:
+  virtual ~backend() = default;
+  virtual std::string_view name() const noexcept = 0;
+  // Edge-triggered backends report readiness once per change: handlers must drain
+  // (or ask the loop to call them again) instead of relying on a repeat report.
+  virtual bool edge_triggered() const noexcept { return false; }
+  // Highest descriptor the backend can watch (select: FD_SETSIZE - 1), or -1 for no limit.
+  virtual int max_fd() const noexcept { return -1; }
+
+  virtual void add(int fd, std::uint32_t interest, std::uint64_t token) = 0;
+  virtual void modify(int fd, std::uint32_t interest, std::uint64_t token) = 0;
+  virtual void remove(int fd) noexcept = 0;
+  // Waits up to timeout_ms (-1: forever) and appends what is ready to `out`.
+  // EINTR returns with nothing ready.
+  virtual void wait(int timeout_ms, std::vector<ready_event>& out) = 0;
+
+  // Completion backends own I/O operations as well as readiness.
+  virtual uring_backend* as_uring() noexcept { return nullptr; }
+};
+
+struct backend_info {
+  std::string name;
+  std::string description;
+  bool available;       // this kernel (and process limits) can run it
+  std::string problem;  // why not, when unavailable
+};
+
+// Every backend netkit knows, probed against this kernel.
+std::vector<backend_info> list_backends();
+
+// Creates the backend called `name`. Throws usage_error for an unknown name (listing the
+// valid ones) and sys_error when the kernel refuses it (e.g. io_uring disabled).
+std::unique_ptr<backend> make_backend(std::string_view name);
+
+}  // namespace netkit

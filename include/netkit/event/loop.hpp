@@ -1,0 +1,128 @@
+// A single-threaded event loop (reactor) over a pluggable backend, with timers and a
+// thread-safe wake-up so other threads can post work.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "netkit/event/backend.hpp"
+#include "netkit/fd.hpp"
+
+namespace netkit {
+
+// Receives readiness for one watched descriptor. Does not own the descriptor.
+class io_handler {
+ public:
+  virtual void on_io(std::uint32_t events) = 0;
+
+ protected:
+  ~io_handler() = default;
+};
+
+// Names one watch. A stale id (the watch was removed, the slot reused) is detected by
+// its generation, so an event queued for a closed descriptor never reaches a new owner
+// of the same descriptor number.
+struct watch_id {
+  std::uint32_t slot = UINT32_MAX;
+  std::uint32_t generation = 0;
+  bool valid() const noexcept { return slot != UINT32_MAX; }
+};
+
+using timer_id = std::uint64_t;
+
+class event_loop {
+ public:
+  using clock = std::chrono::steady_clock;
+
+  explicit event_loop(std::unique_ptr<backend> b);
+  explicit event_loop(std::string_view backend_name);
+  ~event_loop();
+  event_loop(const event_loop&) = delete;
+  event_loop& operator=(const event_loop&) = delete;
+
+  backend& io_backend() noexcept { return *backend_; }
+  bool edge_triggered() const noexcept { return edge_triggered_; }
+
+  // Loop thread only. Throws sys_error naming the descriptor if the backend refuses it
+  // (for select: a descriptor >= FD_SETSIZE).
+  watch_id watch(int fd, std::uint32_t interest, io_handler& handler);
+  void modify(watch_id id, std::uint32_t interest);
+  void unwatch(watch_id id) noexcept;  // events already queued for it are dropped
+  // Calls the handler again on the next turn without waiting for the backend: how an
+  // edge-triggered reader that stopped at its budget gets back to the rest.
+  void call_again(watch_id id, std::uint32_t events);
+
+  // Loop thread only.
+  timer_id run_after(clock::duration delay, std::function<void()> fn);
+  timer_id run_every(clock::duration period, std::function<void()> fn);
+  void cancel(timer_id id) noexcept;
+
+  // Safe to call from any thread: runs fn on the loop thread soon.
+  void post(std::function<void()> fn);
+  // Safe to call from any thread (and from a signal handler through stop_on_signal).
+  void stop() noexcept;
+
+  // Makes SIGINT/SIGTERM (or others) stop this loop: the handler only sets a flag and
+  // wakes the loop through its eventfd. One loop per process may own the signals.
+  void stop_on_signals(std::initializer_list<int> signals);
+  int stop_signal() const noexcept { return stop_signal_.load(); }
+
+  // Runs until stop(). Returns when stopped.
+  void run();
+  // One turn: wait (up to timeout), dispatch events, timers, posted work.
+  void run_once(std::chrono::milliseconds timeout);
+
+  clock::time_point now() const noexcept { return now_; }
+  std::uint64_t turns() const noexcept { return turns_; }
+
+ private:
+  struct watch_slot {
+    int fd = -1;
+    std::uint32_t generation = 0;
+    std::uint32_t interest = 0;
+    io_handler* handler = nullptr;
+  };
+  struct timer {
+    std::function<void()> fn;
+    clock::duration period{};
+  };
+  class waker;
+
+  static std::uint64_t token_of(watch_id id) noexcept {
+    return (std::uint64_t{id.generation} << 32) | id.slot;
+  }
+  void dispatch(const ready_event& ev);
+  void run_timers();
+  void run_posted();
+  int next_timeout_ms(std::chrono::milliseconds cap) const;
+
+  std::unique_ptr<backend> backend_;
+  bool edge_triggered_;
+  std::vector<watch_slot> slots_;
+  std::vector<std::uint32_t> free_slots_;
+  std::vector<ready_event> ready_;
+  std::vector<ready_event> again_, again_swap_;
+
+  std::multimap<clock::time_point, timer_id> timer_queue_;
+  std::unordered_map<timer_id, timer> timers_;
+  timer_id next_timer_ = 1;
+
+  std::unique_ptr<waker> waker_;
+  std::mutex posted_mutex_;
+  std::vector<std::function<void()>> posted_, running_;
+
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> stop_signal_{0};
+  clock::time_point now_;
+  std::uint64_t turns_ = 0;
+};
+
+}  // namespace netkit

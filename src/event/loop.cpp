@@ -1,0 +1,229 @@
+#include "netkit/event/loop.hpp"
+
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include <fmt/format.h>
+
+#include "netkit/error.hpp"
+
+namespace netkit {
+
+namespace {
+// The loop that owns the stop signals; the handler may only touch atomics and write(2).
+std::atomic<int> g_signal_wake_fd{-1};
+std::atomic<int> g_signal_number{0};
+
+void on_stop_signal(int sig) {
+  int saved = errno;
+  g_signal_number.store(sig);
+  std::uint64_t one = 1;
+  int fd = g_signal_wake_fd.load();
+  if (fd >= 0) [[maybe_unused]] auto n = ::write(fd, &one, sizeof one);
+  errno = saved;
+}
+}  // namespace
+
+// eventfd that other threads (and signal handlers) write to wake the loop.
+class event_loop::waker final : public io_handler {
+ public:
+  explicit waker(event_loop& loop) : loop_(loop), fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+    if (!fd_) throw_sys_error("eventfd");
+    id_ = loop_.watch(fd_.get(), io_read, *this);
+  }
+  ~waker() { loop_.unwatch(id_); }
+  int fd() const noexcept { return fd_.get(); }
+  void wake() noexcept {
+    std::uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(fd_.get(), &one, sizeof one);
+  }
+  void on_io(std::uint32_t) override {
+    std::uint64_t count;
+    [[maybe_unused]] auto n = ::read(fd_.get(), &count, sizeof count);
+  }
+
+ private:
+  event_loop& loop_;
+  unique_fd fd_;
+  watch_id id_;
+};
+
+event_loop::event_loop(std::string_view backend_name) : event_loop(make_backend(backend_name)) {}
+
+event_loop::event_loop(std::unique_ptr<backend> b)
+    : backend_(std::move(b)), edge_triggered_(backend_->edge_triggered()), now_(clock::now()) {
+  ready_.reserve(256);
+  waker_ = std::make_unique<waker>(*this);
+}
+
+event_loop::~event_loop() {
+  int fd = waker_->fd();
+  g_signal_wake_fd.compare_exchange_strong(fd, -1);
+}
+
+watch_id event_loop::watch(int fd, std::uint32_t interest, io_handler& handler) {
+  if (int limit = backend_->max_fd(); limit >= 0 && fd > limit)
+    throw sys_error(EINVAL, fmt::format("watch with {}", backend_->name()),
+                    fmt::format("fd {} (this backend handles descriptors up to {} only)", fd,
+                                limit));
+  std::uint32_t slot;
+  if (!free_slots_.empty()) {
+    slot = free_slots_.back();
+    free_slots_.pop_back();
+  } else {
+    slot = static_cast<std::uint32_t>(slots_.size());
+    slots_.emplace_back();
+  }
+  auto& s = slots_[slot];
+  s.fd = fd;
+  s.interest = interest;
+  s.handler = &handler;
+  watch_id id{slot, s.generation};
+  try {
+    backend_->add(fd, interest, token_of(id));
+  } catch (...) {
+    s.fd = -1;
+    s.handler = nullptr;
+    ++s.generation;
+    free_slots_.push_back(slot);
+    throw;
+  }
+  return id;
+}
+
+void event_loop::modify(watch_id id, std::uint32_t interest) {
+  auto& s = slots_[id.slot];
+  if (s.generation != id.generation || s.interest == interest) return;
+  s.interest = interest;
+  backend_->modify(s.fd, interest, token_of(id));
+}
+
+void event_loop::unwatch(watch_id id) noexcept {
+  if (!id.valid() || id.slot >= slots_.size()) return;
+  auto& s = slots_[id.slot];
+  if (s.generation != id.generation) return;
+  backend_->remove(s.fd);
+  s.fd = -1;
+  s.handler = nullptr;
+  ++s.generation;  // every queued event carrying the old token is now stale
+  free_slots_.push_back(id.slot);
+}
+
+void event_loop::call_again(watch_id id, std::uint32_t events) {
+  again_.push_back({token_of(id), events});
+}
+
+timer_id event_loop::run_after(clock::duration delay, std::function<void()> fn) {
+  auto id = next_timer_++;
+  timers_.emplace(id, timer{std::move(fn), {}});
+  timer_queue_.emplace(clock::now() + delay, id);
+  return id;
+}
+
+timer_id event_loop::run_every(clock::duration period, std::function<void()> fn) {
+  auto id = next_timer_++;
+  timers_.emplace(id, timer{std::move(fn), period});
+  timer_queue_.emplace(clock::now() + period, id);
+  return id;
+}
+
+void event_loop::cancel(timer_id id) noexcept { timers_.erase(id); }
+
+void event_loop::post(std::function<void()> fn) {
+  {
+    std::lock_guard lock(posted_mutex_);
+    posted_.push_back(std::move(fn));
+  }
+  waker_->wake();
+}
+
+void event_loop::stop() noexcept {
+  stopping_.store(true);
+  waker_->wake();
+}
+
+void event_loop::stop_on_signals(std::initializer_list<int> signals) {
+  g_signal_wake_fd.store(waker_->fd());
+  struct sigaction sa{};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  for (int sig : signals)
+    if (::sigaction(sig, &sa, nullptr) != 0) throw_sys_error("sigaction", strsignal(sig));
+}
+
+int event_loop::next_timeout_ms(std::chrono::milliseconds cap) const {
+  if (!again_.empty()) return 0;
+  if (timer_queue_.empty()) return static_cast<int>(cap.count());
+  auto wait = timer_queue_.begin()->first - clock::now();
+  auto ms = std::chrono::ceil<std::chrono::milliseconds>(wait).count();
+  if (ms < 0) ms = 0;
+  if (cap.count() >= 0 && ms > cap.count()) ms = cap.count();
+  return static_cast<int>(ms);
+}
+
+void event_loop::dispatch(const ready_event& ev) {
+  auto slot = static_cast<std::uint32_t>(ev.token);
+  auto generation = static_cast<std::uint32_t>(ev.token >> 32);
+  if (slot >= slots_.size()) return;
+  auto& s = slots_[slot];
+  if (s.generation != generation || !s.handler) return;  // stale: closed earlier in this batch
+  s.handler->on_io(ev.events);
+}
+
+void event_loop::run_timers() {
+  // Bounded: timers added while running fire on a later turn at the earliest.
+  auto deadline = now_;
+  std::size_t budget = timer_queue_.size();
+  while (budget-- > 0 && !timer_queue_.empty() && timer_queue_.begin()->first <= deadline) {
+    auto id = timer_queue_.begin()->second;
+    timer_queue_.erase(timer_queue_.begin());
+    auto it = timers_.find(id);
+    if (it == timers_.end()) continue;  // cancelled
+    if (it->second.period.count() > 0) {
+      timer_queue_.emplace(deadline + it->second.period, id);
+      auto fn = it->second.fn;  // the callback may cancel itself
+      fn();
+    } else {
+      auto fn = std::move(it->second.fn);
+      timers_.erase(it);
+      fn();
+    }
+  }
+}
+
+void event_loop::run_posted() {
+  {
+    std::lock_guard lock(posted_mutex_);
+    running_.swap(posted_);
+  }
+  for (auto& fn : running_) fn();
+  running_.clear();
+}
+
+void event_loop::run_once(std::chrono::milliseconds timeout) {
+  ready_.clear();
+  backend_->wait(next_timeout_ms(timeout), ready_);
+  now_ = clock::now();
+  ++turns_;
+  again_swap_.clear();
+  again_swap_.swap(again_);
+  for (const auto& ev : ready_) dispatch(ev);
+  for (const auto& ev : again_swap_) dispatch(ev);
+  run_timers();
+  run_posted();
+  if (int sig = g_signal_number.exchange(0); sig != 0 && g_signal_wake_fd.load() == waker_->fd()) {
+    stop_signal_.store(sig);
+    stopping_.store(true);
+  }
+}
+
+void event_loop::run() {
+  while (!stopping_.load()) run_once(std::chrono::milliseconds(-1));
+}
+
+}  // namespace netkit
