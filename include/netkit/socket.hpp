@@ -17,8 +17,8 @@ unique_fd open_socket(const endpoint& ep, io_mode mode);
 
 struct listen_options {
   int backlog = SOMAXCONN;
-  bool reuse_port = false;            // SO_REUSEPORT: several listeners share the port
-  std::optional<mode_t> unix_mode;    // chmod of a Unix socket file; default from umask
+  bool reuse_port = false;          // SO_REUSEPORT: several listeners share the port
+  std::optional<mode_t> unix_mode;  // chmod of a Unix socket file; default from umask
 };
 
 // socket + SO_REUSEADDR (TCP) + bind + listen (stream) for a server.

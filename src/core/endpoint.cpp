@@ -16,10 +16,14 @@ namespace netkit {
 
 std::string_view scheme_of(transport t) noexcept {
   switch (t) {
-    case transport::tcp: return "tcp";
-    case transport::udp: return "udp";
-    case transport::unix_stream: return "unix";
-    case transport::unix_dgram: return "unix-dgram";
+    case transport::tcp:
+      return "tcp";
+    case transport::udp:
+      return "udp";
+    case transport::unix_stream:
+      return "unix";
+    case transport::unix_dgram:
+      return "unix-dgram";
   }
   return "?";
 }
@@ -34,14 +38,17 @@ bool is_stream(transport t) noexcept {
 
 endpoint::endpoint() noexcept = default;
 
-int endpoint::socket_type() const noexcept { return is_stream(transport_) ? SOCK_STREAM : SOCK_DGRAM; }
+int endpoint::socket_type() const noexcept {
+  return is_stream(transport_) ? SOCK_STREAM : SOCK_DGRAM;
+}
 
 namespace {
 
 [[noreturn]] void bad_uri(std::string_view uri, std::string_view why) {
-  throw usage_error(fmt::format("bad URI '{}': {} (expected tcp://HOST:PORT, udp://HOST:PORT, "
-                                "unix:///PATH, unix-dgram:///PATH or unix://@NAME)",
-                                uri, why));
+  throw usage_error(
+      fmt::format("bad URI '{}': {} (expected tcp://HOST:PORT, udp://HOST:PORT, "
+                  "unix:///PATH, unix-dgram:///PATH or unix://@NAME)",
+                  uri, why));
 }
 
 struct uri_parts {
@@ -54,11 +61,16 @@ uri_parts split_scheme(std::string_view uri) {
   if (sep == std::string_view::npos) bad_uri(uri, "missing '://'");
   auto scheme = uri.substr(0, sep);
   uri_parts parts{transport::tcp, uri.substr(sep + 3)};
-  if (scheme == "tcp") parts.kind = transport::tcp;
-  else if (scheme == "udp") parts.kind = transport::udp;
-  else if (scheme == "unix") parts.kind = transport::unix_stream;
-  else if (scheme == "unix-dgram") parts.kind = transport::unix_dgram;
-  else bad_uri(uri, fmt::format("unknown scheme '{}'", scheme));
+  if (scheme == "tcp")
+    parts.kind = transport::tcp;
+  else if (scheme == "udp")
+    parts.kind = transport::udp;
+  else if (scheme == "unix")
+    parts.kind = transport::unix_stream;
+  else if (scheme == "unix-dgram")
+    parts.kind = transport::unix_dgram;
+  else
+    bad_uri(uri, fmt::format("unknown scheme '{}'", scheme));
   return parts;
 }
 
@@ -124,9 +136,9 @@ bool parse_numeric(transport t, const std::string& host, std::uint16_t port, end
 endpoint endpoint::unix_path(transport t, std::string_view path) {
   if (path.empty()) throw usage_error("empty Unix socket path");
   if (path.size() > max_unix_path)
-    throw sys_error(ENAMETOOLONG, "unix socket path",
-                    fmt::format("{} ({} bytes; at most {} fit in sun_path)", path, path.size(),
-                                max_unix_path));
+    throw sys_error(
+        ENAMETOOLONG, "unix socket path",
+        fmt::format("{} ({} bytes; at most {} fit in sun_path)", path, path.size(), max_unix_path));
   if (path.find('\0') != std::string_view::npos)
     throw usage_error(fmt::format("Unix socket path '{}' contains a NUL byte", path));
   endpoint ep;
@@ -199,7 +211,8 @@ std::uint16_t endpoint::port() const noexcept {
 std::string endpoint::host() const {
   char text[INET6_ADDRSTRLEN] = {};
   if (family() == AF_INET)
-    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&storage_)->sin_addr, text, sizeof text);
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&storage_)->sin_addr, text,
+              sizeof text);
   else if (family() == AF_INET6)
     inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_addr, text,
               sizeof text);
@@ -208,13 +221,15 @@ std::string endpoint::host() const {
 
 bool endpoint::is_abstract() const noexcept {
   auto* un = reinterpret_cast<const sockaddr_un*>(&storage_);
-  return family() == AF_UNIX && length_ > offsetof(sockaddr_un, sun_path) && un->sun_path[0] == '\0';
+  return family() == AF_UNIX && length_ > offsetof(sockaddr_un, sun_path) &&
+         un->sun_path[0] == '\0';
 }
 
 std::string endpoint::path() const {
   if (family() != AF_UNIX) return {};
   auto* un = reinterpret_cast<const sockaddr_un*>(&storage_);
-  auto n = length_ > offsetof(sockaddr_un, sun_path) ? length_ - offsetof(sockaddr_un, sun_path) : 0;
+  auto n =
+      length_ > offsetof(sockaddr_un, sun_path) ? length_ - offsetof(sockaddr_un, sun_path) : 0;
   if (n == 0) return {};  // unnamed (e.g. the client side of a socketpair or connect)
   if (un->sun_path[0] == '\0') return std::string(un->sun_path + 1, n - 1);
   return std::string(un->sun_path, strnlen(un->sun_path, n));
@@ -222,12 +237,15 @@ std::string endpoint::path() const {
 
 std::string endpoint::to_uri() const {
   switch (family()) {
-    case AF_INET: return fmt::format("{}://{}:{}", scheme_of(transport_), host(), port());
-    case AF_INET6: return fmt::format("{}://[{}]:{}", scheme_of(transport_), host(), port());
+    case AF_INET:
+      return fmt::format("{}://{}:{}", scheme_of(transport_), host(), port());
+    case AF_INET6:
+      return fmt::format("{}://[{}]:{}", scheme_of(transport_), host(), port());
     case AF_UNIX:
       if (is_abstract()) return fmt::format("{}://@{}", scheme_of(transport_), path());
       return fmt::format("{}://{}", scheme_of(transport_), path());
-    default: return fmt::format("{}://(unset)", scheme_of(transport_));
+    default:
+      return fmt::format("{}://(unset)", scheme_of(transport_));
   }
 }
 

@@ -12,7 +12,10 @@ std::string errno_name(int err) {
   return fmt::format("E{}", err);
 }
 
-std::string errno_text(int err) { return fmt::format("{} ({})", strerrordesc_np(err) ? strerrordesc_np(err) : "Unknown error", errno_name(err)); }
+std::string errno_text(int err) {
+  return fmt::format("{} ({})", strerrordesc_np(err) ? strerrordesc_np(err) : "Unknown error",
+                     errno_name(err));
+}
 
 namespace {
 std::string describe(int err, std::string_view operation, std::string_view subject) {

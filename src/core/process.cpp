@@ -10,7 +10,7 @@
 namespace netkit {
 
 void ignore_sigpipe() {
-  struct sigaction sa{};
+  struct sigaction sa {};
   sa.sa_handler = SIG_IGN;
   sigemptyset(&sa.sa_mask);
   if (::sigaction(SIGPIPE, &sa, nullptr) != 0) throw_sys_error("sigaction SIGPIPE");

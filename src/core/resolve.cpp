@@ -15,17 +15,28 @@ namespace netkit {
 namespace {
 std::string_view gai_name(int rc) {
   switch (rc) {
-    case EAI_AGAIN: return "EAI_AGAIN";
-    case EAI_BADFLAGS: return "EAI_BADFLAGS";
-    case EAI_FAIL: return "EAI_FAIL";
-    case EAI_FAMILY: return "EAI_FAMILY";
-    case EAI_MEMORY: return "EAI_MEMORY";
-    case EAI_NONAME: return "EAI_NONAME";
-    case EAI_SERVICE: return "EAI_SERVICE";
-    case EAI_SOCKTYPE: return "EAI_SOCKTYPE";
-    case EAI_NODATA: return "EAI_NODATA";
-    case EAI_ADDRFAMILY: return "EAI_ADDRFAMILY";
-    default: return "EAI_?";
+    case EAI_AGAIN:
+      return "EAI_AGAIN";
+    case EAI_BADFLAGS:
+      return "EAI_BADFLAGS";
+    case EAI_FAIL:
+      return "EAI_FAIL";
+    case EAI_FAMILY:
+      return "EAI_FAMILY";
+    case EAI_MEMORY:
+      return "EAI_MEMORY";
+    case EAI_NONAME:
+      return "EAI_NONAME";
+    case EAI_SERVICE:
+      return "EAI_SERVICE";
+    case EAI_SOCKTYPE:
+      return "EAI_SOCKTYPE";
+    case EAI_NODATA:
+      return "EAI_NODATA";
+    case EAI_ADDRFAMILY:
+      return "EAI_ADDRFAMILY";
+    default:
+      return "EAI_?";
   }
 }
 }  // namespace
@@ -41,13 +52,15 @@ std::vector<endpoint> resolve(std::string_view host, std::uint16_t port, transpo
   int rc = getaddrinfo(host_text.c_str(), service.c_str(), &hints, &list);
   if (rc == EAI_SYSTEM) throw_sys_error("getaddrinfo", host_text);
   if (rc != 0)
-    throw resolve_error(fmt::format("resolve {}: {} ({})", host_text, gai_strerror(rc), gai_name(rc)));
+    throw resolve_error(
+        fmt::format("resolve {}: {} ({})", host_text, gai_strerror(rc), gai_name(rc)));
   std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> guard(list, freeaddrinfo);
   std::vector<endpoint> out;
   for (auto* ai = list; ai; ai = ai->ai_next) {
     auto ep = endpoint::from_sockaddr(t, ai->ai_addr, ai->ai_addrlen);
     bool seen = false;
-    for (auto& e : out) seen = seen || e == ep;
+    for (auto& e : out)
+      seen = seen || e == ep;
     if (!seen) out.push_back(ep);
   }
   return out;

@@ -45,7 +45,8 @@ unique_fd listen_on(const endpoint& ep, io_mode mode, const listen_options& opts
     // Restarting a server must not fail while old connections sit in TIME_WAIT.
     if (ep.kind() == transport::tcp) set_reuse_addr(fd.get(), true);
     if (opts.reuse_port) set_reuse_port(fd.get(), true);
-    if (ep.family() == AF_INET6) set_int_option(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, 1, "IPV6_V6ONLY");
+    if (ep.family() == AF_INET6)
+      set_int_option(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, 1, "IPV6_V6ONLY");
   }
   if (::bind(fd.get(), ep.addr(), ep.length()) != 0) throw_sys_error("bind", ep.to_uri());
   if (is_unix(ep.kind()) && !ep.is_abstract() && opts.unix_mode) {
@@ -100,14 +101,30 @@ void set_nonblocking(int fd, bool on) {
   if (::fcntl(fd, F_SETFL, flags) != 0) throw_sys_error("fcntl F_SETFL", fmt::format("fd {}", fd));
 }
 
-void set_reuse_addr(int fd, bool on) { set_int_option(fd, SOL_SOCKET, SO_REUSEADDR, on, "SO_REUSEADDR"); }
-void set_reuse_port(int fd, bool on) { set_int_option(fd, SOL_SOCKET, SO_REUSEPORT, on, "SO_REUSEPORT"); }
-void set_tcp_nodelay(int fd, bool on) { set_int_option(fd, IPPROTO_TCP, TCP_NODELAY, on, "TCP_NODELAY"); }
-void set_send_buffer(int fd, int bytes) { set_int_option(fd, SOL_SOCKET, SO_SNDBUF, bytes, "SO_SNDBUF"); }
-void set_recv_buffer(int fd, int bytes) { set_int_option(fd, SOL_SOCKET, SO_RCVBUF, bytes, "SO_RCVBUF"); }
-int send_buffer_size(int fd) { return get_int_option(fd, SOL_SOCKET, SO_SNDBUF, "SO_SNDBUF"); }
-int recv_buffer_size(int fd) { return get_int_option(fd, SOL_SOCKET, SO_RCVBUF, "SO_RCVBUF"); }
-int pending_error(int fd) { return get_int_option(fd, SOL_SOCKET, SO_ERROR, "SO_ERROR"); }
+void set_reuse_addr(int fd, bool on) {
+  set_int_option(fd, SOL_SOCKET, SO_REUSEADDR, on, "SO_REUSEADDR");
+}
+void set_reuse_port(int fd, bool on) {
+  set_int_option(fd, SOL_SOCKET, SO_REUSEPORT, on, "SO_REUSEPORT");
+}
+void set_tcp_nodelay(int fd, bool on) {
+  set_int_option(fd, IPPROTO_TCP, TCP_NODELAY, on, "TCP_NODELAY");
+}
+void set_send_buffer(int fd, int bytes) {
+  set_int_option(fd, SOL_SOCKET, SO_SNDBUF, bytes, "SO_SNDBUF");
+}
+void set_recv_buffer(int fd, int bytes) {
+  set_int_option(fd, SOL_SOCKET, SO_RCVBUF, bytes, "SO_RCVBUF");
+}
+int send_buffer_size(int fd) {
+  return get_int_option(fd, SOL_SOCKET, SO_SNDBUF, "SO_SNDBUF");
+}
+int recv_buffer_size(int fd) {
+  return get_int_option(fd, SOL_SOCKET, SO_RCVBUF, "SO_RCVBUF");
+}
+int pending_error(int fd) {
+  return get_int_option(fd, SOL_SOCKET, SO_ERROR, "SO_ERROR");
+}
 
 void set_linger(int fd, std::optional<std::chrono::seconds> timeout) {
   linger value{};

@@ -64,7 +64,8 @@ void epoll_backend::wait(int timeout_ms, std::vector<ready_event>& out) {
     out.push_back({events_[i].data.u64, got});
   }
   // A full batch suggests more are ready: grow (bounded) so one call takes them all.
-  if (n == static_cast<int>(events_.size()) && events_.size() < 4096) events_.resize(events_.size() * 2);
+  if (n == static_cast<int>(events_.size()) && events_.size() < 4096)
+    events_.resize(events_.size() * 2);
 }
 
 }  // namespace netkit::detail

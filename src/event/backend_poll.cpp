@@ -82,6 +82,8 @@ class poll_backend final : public backend {
 
 }  // namespace
 
-std::unique_ptr<backend> make_poll_backend() { return std::make_unique<poll_backend>(); }
+std::unique_ptr<backend> make_poll_backend() {
+  return std::make_unique<poll_backend>();
+}
 
 }  // namespace netkit::detail

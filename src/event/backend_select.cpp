@@ -38,7 +38,8 @@ class select_backend final : public backend {
   void remove(int fd) noexcept override {
     if (fd < 0 || fd >= FD_SETSIZE) return;
     interest_[fd] = 0;
-    while (max_watched_ >= 0 && interest_[max_watched_] == 0) --max_watched_;
+    while (max_watched_ >= 0 && interest_[max_watched_] == 0)
+      --max_watched_;
   }
 
   void wait(int timeout_ms, std::vector<ready_event>& out) override {
@@ -50,7 +51,8 @@ class select_backend final : public backend {
       if (interest_[fd] & io_write) FD_SET(fd, &writable);
     }
     timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-    int n = ::select(max_watched_ + 1, &readable, &writable, nullptr, timeout_ms < 0 ? nullptr : &tv);
+    int n =
+        ::select(max_watched_ + 1, &readable, &writable, nullptr, timeout_ms < 0 ? nullptr : &tv);
     if (n < 0) {
       if (errno == EINTR) return;
       throw_sys_error("select");
@@ -71,8 +73,8 @@ class select_backend final : public backend {
   void check(int fd, std::string_view op) const {
     if (fd < 0 || fd >= FD_SETSIZE)
       throw sys_error(EINVAL, op,
-                      fmt::format("fd {} (select handles descriptors below FD_SETSIZE = {} only)", fd,
-                                  FD_SETSIZE));
+                      fmt::format("fd {} (select handles descriptors below FD_SETSIZE = {} only)",
+                                  fd, FD_SETSIZE));
   }
 
   std::vector<std::uint32_t> interest_;
@@ -82,6 +84,8 @@ class select_backend final : public backend {
 
 }  // namespace
 
-std::unique_ptr<backend> make_select_backend() { return std::make_unique<select_backend>(); }
+std::unique_ptr<backend> make_select_backend() {
+  return std::make_unique<select_backend>();
+}
 
 }  // namespace netkit::detail

@@ -31,7 +31,8 @@ const entry registry[] = {
 
 std::string known_names() {
   std::string names;
-  for (const auto& e : registry) names += fmt::format("{}{}", names.empty() ? "" : ", ", e.name);
+  for (const auto& e : registry)
+    names += fmt::format("{}{}", names.empty() ? "" : ", ", e.name);
   return names;
 }
 

@@ -23,7 +23,8 @@ void on_stop_signal(int sig) {
   g_signal_number.store(sig);
   std::uint64_t one = 1;
   int fd = g_signal_wake_fd.load();
-  if (fd >= 0) [[maybe_unused]] auto n = ::write(fd, &one, sizeof one);
+  if (fd >= 0) [[maybe_unused]]
+    auto n = ::write(fd, &one, sizeof one);
   errno = saved;
 }
 }  // namespace
@@ -67,9 +68,9 @@ event_loop::~event_loop() {
 
 watch_id event_loop::watch(int fd, std::uint32_t interest, io_handler& handler) {
   if (int limit = backend_->max_fd(); limit >= 0 && fd > limit)
-    throw sys_error(EINVAL, fmt::format("watch with {}", backend_->name()),
-                    fmt::format("fd {} (this backend handles descriptors up to {} only)", fd,
-                                limit));
+    throw sys_error(
+        EINVAL, fmt::format("watch with {}", backend_->name()),
+        fmt::format("fd {} (this backend handles descriptors up to {} only)", fd, limit));
   std::uint32_t slot;
   if (!free_slots_.empty()) {
     slot = free_slots_.back();
@@ -131,7 +132,9 @@ timer_id event_loop::run_every(clock::duration period, std::function<void()> fn)
   return id;
 }
 
-void event_loop::cancel(timer_id id) noexcept { timers_.erase(id); }
+void event_loop::cancel(timer_id id) noexcept {
+  timers_.erase(id);
+}
 
 void event_loop::post(std::function<void()> fn) {
   {
@@ -148,7 +151,7 @@ void event_loop::stop() noexcept {
 
 void event_loop::stop_on_signals(std::initializer_list<int> signals) {
   g_signal_wake_fd.store(waker_->fd());
-  struct sigaction sa{};
+  struct sigaction sa {};
   sa.sa_handler = on_stop_signal;
   sigemptyset(&sa.sa_mask);
   sa.sa_flags = SA_RESTART;
@@ -196,12 +199,21 @@ void event_loop::run_timers() {
   }
 }
 
+void event_loop::run_deferred() {
+  // Bounded: work deferred by deferred work runs on the next call.
+  deferred_running_.swap(deferred_);
+  for (auto& fn : deferred_running_)
+    fn();
+  deferred_running_.clear();
+}
+
 void event_loop::run_posted() {
   {
     std::lock_guard lock(posted_mutex_);
     running_.swap(posted_);
   }
-  for (auto& fn : running_) fn();
+  for (auto& fn : running_)
+    fn();
   running_.clear();
 }
 
@@ -212,10 +224,14 @@ void event_loop::run_once(std::chrono::milliseconds timeout) {
   ++turns_;
   again_swap_.clear();
   again_swap_.swap(again_);
-  for (const auto& ev : ready_) dispatch(ev);
-  for (const auto& ev : again_swap_) dispatch(ev);
+  for (const auto& ev : ready_)
+    dispatch(ev);
+  for (const auto& ev : again_swap_)
+    dispatch(ev);
+  run_deferred();
   run_timers();
   run_posted();
+  run_deferred();
   if (int sig = g_signal_number.exchange(0); sig != 0 && g_signal_wake_fd.load() == waker_->fd()) {
     stop_signal_.store(sig);
     stopping_.store(true);
@@ -223,7 +239,8 @@ void event_loop::run_once(std::chrono::milliseconds timeout) {
 }
 
 void event_loop::run() {
-  while (!stopping_.load()) run_once(std::chrono::milliseconds(-1));
+  while (!stopping_.load())
+    run_once(std::chrono::milliseconds(-1));
 }
 
 }  // namespace netkit

@@ -60,6 +60,10 @@ class event_loop {
   // edge-triggered reader that stopped at its budget gets back to the rest.
   void call_again(watch_id id, std::uint32_t events);
 
+  // Loop thread only: runs fn after this turn's events are dispatched (two-phase close:
+  // stop I/O now, free after the dispatch that may still hold a pointer).
+  void defer(std::function<void()> fn) { deferred_.push_back(std::move(fn)); }
+
   // Loop thread only.
   timer_id run_after(clock::duration delay, std::function<void()> fn);
   timer_id run_every(clock::duration period, std::function<void()> fn);
@@ -102,6 +106,7 @@ class event_loop {
   void dispatch(const ready_event& ev);
   void run_timers();
   void run_posted();
+  void run_deferred();
   int next_timeout_ms(std::chrono::milliseconds cap) const;
 
   std::unique_ptr<backend> backend_;
@@ -110,6 +115,7 @@ class event_loop {
   std::vector<std::uint32_t> free_slots_;
   std::vector<ready_event> ready_;
   std::vector<ready_event> again_, again_swap_;
+  std::vector<std::function<void()>> deferred_, deferred_running_;
 
   std::multimap<clock::time_point, timer_id> timer_queue_;
   std::unordered_map<timer_id, timer> timers_;

@@ -1,0 +1,22 @@
+// Minimal leveled logging to stderr, one line per event, with a monotonic timestamp.
+// Servers log per-connection lines only at debug (--verbose), so floods of short
+// connections never flood the log.
+#pragma once
+
+#include <fmt/format.h>
+
+namespace netkit {
+
+enum class log_level { error = 0, warning = 1, info = 2, debug = 3 };
+
+void set_log_level(log_level level) noexcept;
+log_level current_log_level() noexcept;
+void write_log_line(log_level level, std::string_view text) noexcept;
+
+template <typename... Args>
+void log(log_level level, fmt::format_string<Args...> format, Args&&... args) {
+  if (level > current_log_level()) return;
+  write_log_line(level, fmt::format(format, std::forward<Args>(args)...));
+}
+
+}  // namespace netkit

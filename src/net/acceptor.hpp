@@ -1,0 +1,48 @@
+// Accepts connections on a listening socket for a readiness loop.
+// Descriptor exhaustion (EMFILE/ENFILE) must not spin the CPU: a level-triggered
+// listener with a pending connection stays readable forever. We keep one spare
+// descriptor; when accept fails for lack of descriptors we close the spare, accept the
+// oldest pending connection and close it at once (the client sees EOF: "shed load"),
+// then reopen the spare. If even that is impossible, accepting pauses for a moment.
+#pragma once
+
+#include <functional>
+
+#include "netkit/endpoint.hpp"
+#include "netkit/event/loop.hpp"
+#include "netkit/fd.hpp"
+#include "netkit/socket.hpp"
+
+namespace netkit::detail {
+
+// Accept errors that concern one pending connection, not the listener (accept(2):
+// "Linux accept() passes already-pending network errors on the new socket").
+bool is_transient_accept_error(int err) noexcept;
+
+class acceptor final : public io_handler {
+ public:
+  using accept_fn = std::function<void(unique_fd, endpoint)>;
+  acceptor(event_loop& loop, const endpoint& ep, const listen_options& opts, accept_fn on_accept);
+  ~acceptor();
+
+  const endpoint& local() const noexcept { return local_; }
+  std::uint64_t shed() const noexcept { return shed_; }
+  void close() noexcept;  // stop accepting (graceful shutdown)
+  void on_io(std::uint32_t events) override;
+
+ private:
+  enum class shed_result { shed, backlog_empty, stuck };
+  shed_result shed_one();
+  void pause();
+
+  event_loop& loop_;
+  endpoint local_;
+  unique_fd listen_fd_;
+  unique_fd spare_fd_;
+  watch_id watch_;
+  accept_fn on_accept_;
+  std::uint64_t shed_ = 0;
+  timer_id resume_timer_ = 0;
+};
+
+}  // namespace netkit::detail

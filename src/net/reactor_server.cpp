@@ -1,0 +1,364 @@
+#include "net/reactor_server.hpp"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+
+#include "net/framing.hpp"
+#include "netkit/error.hpp"
+#include "netkit/log.hpp"
+
+namespace netkit::detail {
+
+namespace {
+// Reads per readiness report: bounds how long one fire-hose connection can hold the
+// loop (libuv uses 32); the edge-triggered backend comes back via call_again().
+constexpr int reads_per_event = 16;
+constexpr std::size_t read_scratch_size = 64 * 1024;
+}  // namespace
+
+// ---- connection ----------------------------------------------------------------------
+
+reactor_connection::reactor_connection(reactor_server& server, conn_id id, unique_fd fd,
+                                       endpoint peer)
+    : connection(id, std::move(peer), fd.get()),
+      server_(server),
+      fd_(std::move(fd)),
+      decoder_(make_decoder(server.options_.codec)),
+      last_active_(server.loop_.now()) {}
+
+reactor_connection::~reactor_connection() {
+  if (fd_) server_.loop_.unwatch(watch_);
+}
+
+void reactor_connection::start() {
+  auto& loop = server_.loop_;
+  // Edge-triggered: register both directions once and never touch epoll_ctl again.
+  watch_ = loop.watch(fd_.get(), loop.edge_triggered() ? io_read | io_write : io_read, *this);
+}
+
+void reactor_connection::on_io(std::uint32_t events) {
+  if (events & io_write) {
+    handle_write();
+    if (state_ == state::closed) return;
+  }
+  if (events & io_read) handle_read();
+}
+
+void reactor_connection::handle_read() {
+  auto& loop = server_.loop_;
+  std::byte* scratch = server_.read_scratch_.get();
+  for (int i = 0; i < reads_per_event; ++i) {
+    if (state_ != state::open || reading_paused_) return;
+    ssize_t n = ::recv(fd_.get(), scratch, read_scratch_size, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      log(log_level::debug, "read from {}: {}", peer().to_uri(), errno_text(errno));
+      force_close(close_reason::reset);
+      return;
+    }
+    if (n == 0) {
+      on_peer_eof();
+      return;
+    }
+    last_active_ = loop.now();
+    server_.stats_.bytes_in += static_cast<std::size_t>(n);
+    std::span<const std::byte> data(scratch, static_cast<std::size_t>(n));
+    bool buffered = !input_.empty();
+    if (buffered) {
+      input_.append(data);
+      data = input_.data();
+    }
+    in_dispatch_ = true;
+    auto used = deliver(data);
+    in_dispatch_ = false;
+    if (!used) return;  // closed for a protocol or handler error
+    if (buffered) {
+      input_.consume(*used);
+    } else if (*used < data.size()) {
+      input_.append(data.subspan(*used));  // a partial frame waits for the rest
+    }
+    flush_batch();
+    if (state_ != state::open || reading_paused_) return;
+    // A short read drained the socket; new data brings a new report in either mode.
+    if (static_cast<std::size_t>(n) < read_scratch_size) return;
+  }
+  if (loop.edge_triggered()) loop.call_again(watch_, io_read);
+}
+
+std::optional<std::size_t> reactor_connection::deliver(std::span<const std::byte> data) {
+  std::size_t used = 0;
+  while (state_ == state::open) {
+    auto r = decoder_->decode(data.subspan(used));
+    if (r.state == decode_result::status::need_more) break;
+    if (r.state == decode_result::status::error) {
+      ++server_.stats_.protocol_errors;
+      log(log_level::warning, "closing {}: protocol error: {}", peer().to_uri(), r.error);
+      force_close(close_reason::protocol_error);
+      return std::nullopt;
+    }
+    used += r.consumed;
+    if (auto& on_message = server_.handler_.on_message) {
+      try {
+        on_message(*this, r.message);
+      } catch (const std::exception& e) {
+        log(log_level::error, "closing {}: handler failed: {}", peer().to_uri(), e.what());
+        force_close(close_reason::local);
+        return std::nullopt;
+      }
+    }
+  }
+  return used;
+}
+
+void reactor_connection::send(std::span<const std::byte> message) {
+  if (state_ != state::open) return;
+  auto& encoder = *server_.encoder_;
+  if (in_dispatch_ && output_.empty()) {
+    // Replies of this dispatch leave in one send() at its end.
+    append_framed(encoder, message, server_.batch_);
+    return;
+  }
+  bool was_empty = output_.empty();
+  encoder.encode(message, output_);
+  if (in_dispatch_) return;  // flushed when the dispatch ends
+  if (was_empty) {
+    handle_write();
+  } else {
+    after_write();
+  }
+}
+
+void reactor_connection::flush_batch() {
+  auto& batch = server_.batch_;
+  if (!batch.empty()) {
+    std::size_t sent = 0;
+    if (output_.empty() && state_ != state::closed) {
+      ssize_t n;
+      do {
+        n = ::send(fd_.get(), batch.data(), batch.size(), MSG_NOSIGNAL);
+      } while (n < 0 && errno == EINTR);
+      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+        batch.clear();
+        log(log_level::debug, "write to {}: {}", peer().to_uri(), errno_text(errno));
+        force_close(close_reason::reset);
+        return;
+      }
+      sent = n > 0 ? static_cast<std::size_t>(n) : 0;
+      server_.stats_.bytes_out += sent;
+    }
+    if (sent < batch.size()) output_.append(std::span(batch).subspan(sent));
+    batch.clear();
+  }
+  if (state_ != state::closed) after_write();
+}
+
+void reactor_connection::handle_write() {
+  if (!output_.empty()) {
+    auto r = output_.write_to(fd_.get());
+    if (!r.ok() && !r.would_block()) {
+      log(log_level::debug, "write to {}: {}", peer().to_uri(), errno_text(r.err));
+      force_close(close_reason::reset);
+      return;
+    }
+    server_.stats_.bytes_out += static_cast<std::size_t>(r.n);
+  }
+  after_write();
+}
+
+void reactor_connection::after_write() {
+  const auto& opts = server_.options_;
+  if (output_.size() > opts.hard_limit) {
+    log(log_level::warning,
+        "closing {}: {} bytes of output queued (hard limit {}): peer not reading", peer().to_uri(),
+        output_.size(), opts.hard_limit);
+    force_close(close_reason::output_overflow);
+    return;
+  }
+  if (output_.empty()) {
+    output_.shrink_to_fit();  // an idle connection holds no buffer
+    if (state_ == state::draining) {
+      force_close(drain_reason_);
+      return;
+    }
+  }
+  if (output_.size() > opts.high_water && !reading_paused_ && state_ == state::open) {
+    reading_paused_ = true;
+    log(log_level::debug, "pausing reads from {}: {} bytes queued", peer().to_uri(),
+        output_.size());
+  } else if (reading_paused_ && output_.size() <= opts.low_water) {
+    reading_paused_ = false;
+    // Edge-triggered: the data that arrived while paused raises no new edge.
+    if (server_.loop_.edge_triggered() && state_ == state::open)
+      server_.loop_.call_again(watch_, io_read);
+  }
+  update_interest();
+}
+
+void reactor_connection::update_interest() {
+  auto& loop = server_.loop_;
+  if (loop.edge_triggered() || state_ == state::closed) return;
+  std::uint32_t want = 0;
+  if (state_ == state::open && !reading_paused_) want |= io_read;
+  if (!output_.empty()) want |= io_write;
+  loop.modify(watch_, want);
+}
+
+void reactor_connection::on_peer_eof() {
+  if (auto problem = decoder_->finish(input_.data()); !problem.empty()) {
+    ++server_.stats_.protocol_errors;
+    log(log_level::warning, "{}: {}", peer().to_uri(), problem);
+  }
+  input_.clear();
+  input_.shrink_to_fit();
+  begin_drain(close_reason::peer_closed);
+}
+
+void reactor_connection::close() {
+  begin_drain(close_reason::local);
+}
+
+void reactor_connection::begin_drain(close_reason why) {
+  if (state_ != state::open) return;
+  state_ = state::draining;
+  drain_reason_ = why;
+  if (in_dispatch_) return;  // flush_batch() finishes the job
+  if (output_.empty()) {
+    force_close(why);
+    return;
+  }
+  update_interest();
+}
+
+void reactor_connection::force_close(close_reason why) {
+  if (state_ == state::closed) return;
+  state_ = state::closed;
+  server_.loop_.unwatch(watch_);
+  fd_.reset();
+  input_.clear();
+  output_.clear();
+  server_.release(*this, why);
+}
+
+// ---- server --------------------------------------------------------------------------
+
+reactor_server::reactor_server(event_loop& loop, server_options options, server_handler handler)
+    : loop_(loop),
+      options_(std::move(options)),
+      handler_(std::move(handler)),
+      encoder_(make_encoder(options_.codec)),
+      acceptor_(loop, options_.listen, options_.listening,
+                [this](unique_fd fd, endpoint peer) { on_accept(std::move(fd), std::move(peer)); }),
+      read_scratch_(new std::byte[read_scratch_size]) {
+  batch_.reserve(read_scratch_size + 64);
+  if (options_.idle_timeout.count() > 0) {
+    auto period = std::max(options_.idle_timeout / 4, std::chrono::milliseconds(20));
+    idle_timer_ = loop_.run_every(period, [this] { sweep_idle(); });
+  }
+}
+
+reactor_server::~reactor_server() {
+  if (idle_timer_) loop_.cancel(idle_timer_);
+  if (drain_timer_) loop_.cancel(drain_timer_);
+  for (auto& s : slots_)
+    if (s.conn) s.conn->force_close(close_reason::server_stopping);
+}
+
+void reactor_server::on_accept(unique_fd fd, endpoint peer) {
+  if (shutting_down_) return;
+  if (options_.max_connections > 0 && stats_.open >= options_.max_connections) {
+    ++stats_.refused;
+    auto level =
+        stats_.refused == 1 || stats_.refused % 1000 == 0 ? log_level::warning : log_level::debug;
+    log(level, "refused {} (--max-conns {} reached; {} refused so far)", peer.to_uri(),
+        options_.max_connections, stats_.refused);
+    return;  // closing the accepted socket is the refusal
+  }
+  if (peer.kind() == transport::tcp) {
+    int one = 1;
+    ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+  std::uint32_t index;
+  if (!free_slots_.empty()) {
+    index = free_slots_.back();
+    free_slots_.pop_back();
+  } else {
+    index = static_cast<std::uint32_t>(slots_.size());
+    slots_.emplace_back();
+  }
+  auto& s = slots_[index];
+  conn_id id{index, s.generation};
+  s.conn = std::make_unique<reactor_connection>(*this, id, std::move(fd), std::move(peer));
+  try {
+    s.conn->start();
+  } catch (const std::exception& e) {
+    log(log_level::warning, "closing {}: {}", s.conn->peer().to_uri(), e.what());
+    s.conn.reset();
+    ++s.generation;
+    free_slots_.push_back(index);
+    return;
+  }
+  ++stats_.accepted;
+  ++stats_.open;
+  auto& c = *s.conn;
+  log(log_level::debug, "connected {} (fd {}, {} open)", c.peer().to_uri(), c.fd(), stats_.open);
+  if (handler_.on_connect) handler_.on_connect(c);
+}
+
+void reactor_server::release(reactor_connection& c, close_reason why) {
+  --stats_.open;
+  log(log_level::debug, "closed {}: {} ({} open)", c.peer().to_uri(), to_string(why), stats_.open);
+  if (handler_.on_close) {
+    try {
+      handler_.on_close(c, why);
+    } catch (const std::exception& e) {
+      log(log_level::error, "close handler for {} failed: {}", c.peer().to_uri(), e.what());
+    }
+  }
+  auto& s = slots_[c.id().slot];
+  ++s.generation;
+  free_slots_.push_back(c.id().slot);
+  // The caller may still be inside this connection's callback: free after the dispatch.
+  if (graveyard_.empty()) loop_.defer([this] { graveyard_.clear(); });
+  graveyard_.push_back(std::move(s.conn));
+}
+
+connection* reactor_server::find(conn_id id) noexcept {
+  if (id.slot >= slots_.size()) return nullptr;
+  auto& s = slots_[id.slot];
+  return s.generation == id.generation ? s.conn.get() : nullptr;
+}
+
+void reactor_server::sweep_idle() {
+  auto now = loop_.now();
+  for (auto& s : slots_) {
+    if (!s.conn || s.conn->closed()) continue;
+    if (now - s.conn->last_active() >= options_.idle_timeout) {
+      log(log_level::info, "closing {}: idle for {} ms", s.conn->peer().to_uri(),
+          options_.idle_timeout.count());
+      s.conn->force_close(close_reason::idle_timeout);
+    }
+  }
+}
+
+void reactor_server::begin_shutdown() {
+  if (shutting_down_) return;
+  shutting_down_ = true;
+  acceptor_.close();
+  for (auto& s : slots_)
+    if (s.conn && !s.conn->closed()) s.conn->begin_drain(close_reason::server_stopping);
+  drain_timer_ = loop_.run_after(options_.drain_timeout, [this] {
+    drain_timer_ = 0;
+    for (auto& s : slots_)
+      if (s.conn && !s.conn->closed()) {
+        log(log_level::warning, "closing {}: output not drained within {} ms",
+            s.conn->peer().to_uri(), options_.drain_timeout.count());
+        s.conn->force_close(close_reason::server_stopping);
+      }
+  });
+}
+
+}  // namespace netkit::detail

@@ -1,0 +1,13 @@
+// Each subcommand lives in its own cmd_*.cpp and registers itself on the app.
+// A subcommand's callback throws on failure; main() prints the message and exits 1.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace netkit::cli {
+
+void add_resolve(CLI::App& app);
+void add_echo_server(CLI::App& app);
+void add_echo_client(CLI::App& app);
+
+}  // namespace netkit::cli
