@@ -27,6 +27,10 @@ const entry registry[] = {
      []() -> std::unique_ptr<backend> {
        return std::make_unique<detail::epoll_backend>(detail::epoll_backend::trigger::edge);
      }},
+    {"uring",
+     "io_uring(7) completion-based: accept/recv/send submitted as operations (multishot, "
+     "provided buffers), one io_uring_enter per turn",
+     detail::make_uring_backend},
 };
 
 std::string known_names() {

@@ -9,5 +9,7 @@ namespace netkit::detail {
 
 std::unique_ptr<backend> make_select_backend();
 std::unique_ptr<backend> make_poll_backend();
+// Throws sys_error naming the fallback when the kernel refuses io_uring.
+std::unique_ptr<backend> make_uring_backend();
 
 }  // namespace netkit::detail

@@ -7,6 +7,7 @@
 #include "netkit/error.hpp"
 
 #include "net/reactor_server.hpp"
+#include "net/servers.hpp"
 
 namespace netkit {
 
@@ -35,6 +36,9 @@ std::unique_ptr<stream_server> make_stream_server(event_loop& loop, server_optio
   if (!is_stream(options.listen.kind()))
     throw usage_error(fmt::format("{} is not a stream endpoint (use tcp:// or unix://)",
                                   options.listen.to_uri()));
+  // A completion backend owns the I/O operations: it gets a server built on them.
+  if (loop.io_backend().as_uring())
+    return detail::make_uring_server(loop, std::move(options), std::move(handler));
   return std::make_unique<detail::reactor_server>(loop, std::move(options), std::move(handler));
 }
 

@@ -1,0 +1,146 @@
+#include "net/uring_acceptor.hpp"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+
+#include "net/acceptor.hpp"
+#include "netkit/error.hpp"
+#include "netkit/log.hpp"
+
+namespace netkit::detail {
+
+namespace {
+constexpr unsigned op_accept = 1;
+constexpr auto accept_pause = std::chrono::milliseconds(100);
+// Pending connections shed per out-of-descriptors completion before the accept is
+// re-armed (the next failure brings us back): bounds one turn's work.
+constexpr int sheds_per_completion = 64;
+
+unique_fd open_spare() {
+  return unique_fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+}
+}  // namespace
+
+uring_acceptor::uring_acceptor(event_loop& loop, uring_backend& ring, const endpoint& ep,
+                               const listen_options& opts, accept_fn on_accept)
+    : loop_(loop),
+      ring_(ring),
+      // Non-blocking: io_uring waits for us, and shed_one() must never block.
+      listen_fd_(listen_on(ep, io_mode::nonblocking, opts)),
+      spare_fd_(open_spare()),
+      on_accept_(std::move(on_accept)) {
+  local_ = local_endpoint(listen_fd_.get(), ep.kind());
+  arm();
+}
+
+uring_acceptor::~uring_acceptor() {
+  close();
+}
+
+void uring_acceptor::close() noexcept {
+  if (resume_timer_) loop_.cancel(resume_timer_);
+  resume_timer_ = 0;
+  if (!listen_fd_) return;
+  if (in_flight_) {
+    try {
+      auto* sqe = ring_.sqe();
+      io_uring_prep_cancel64(sqe, uring_backend::user_data(this, op_accept), 0);
+      uring_backend::target(sqe, nullptr, 0);
+    } catch (const std::exception& e) {
+      log(log_level::error, "cancel accept on {}: {}", local_.to_uri(), e.what());
+    }
+  }
+  // The accept in flight holds the socket open until its cancellation completes.
+  listen_fd_.reset();
+}
+
+void uring_acceptor::arm() {
+  auto* sqe = ring_.sqe();
+  // No address: one buffer cannot serve many completions; the peer is read per socket.
+  io_uring_prep_multishot_accept(sqe, listen_fd_.get(), nullptr, nullptr,
+                                 SOCK_NONBLOCK | SOCK_CLOEXEC);
+  uring_backend::target(sqe, this, op_accept);
+  in_flight_ = true;
+}
+
+void uring_acceptor::on_completion(unsigned, int result, std::uint32_t flags) {
+  if (!(flags & IORING_CQE_F_MORE)) in_flight_ = false;
+  if (result >= 0) {
+    unique_fd fd(result);
+    if (!listen_fd_) return;  // raced with close(): closing it refuses the connection
+    sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (::getpeername(fd.get(), reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+      // Already reset by the peer (ENOTCONN): nothing to serve.
+      log(log_level::debug, "accepted socket on {} is gone: {}", local_.to_uri(),
+          errno_text(errno));
+    } else {
+      on_accept_(std::move(fd),
+                 endpoint::from_sockaddr(local_.kind(), reinterpret_cast<sockaddr*>(&ss), len));
+    }
+  } else {
+    int err = -result;
+    if (err == ECANCELED || !listen_fd_) return;
+    if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+      if (!out_of_descriptors()) return;
+    } else if (!is_transient_accept_error(err) && err != EINTR && err != EAGAIN) {
+      log(log_level::error, "accept {}: {}; pausing accepts for {} ms", local_.to_uri(),
+          errno_text(err), accept_pause.count());
+      pause();
+      return;
+    }
+  }
+  if (!in_flight_ && listen_fd_ && !resume_timer_) arm();
+}
+
+bool uring_acceptor::out_of_descriptors() {
+  for (int i = 0; i < sheds_per_completion; ++i) {
+    switch (shed_one()) {
+      case shed_result::shed:
+        continue;
+      case shed_result::backlog_empty:
+        return true;
+      case shed_result::stuck:
+        pause();
+        return false;
+    }
+  }
+  return true;
+}
+
+uring_acceptor::shed_result uring_acceptor::shed_one() {
+  if (!spare_fd_) spare_fd_ = open_spare();
+  if (!spare_fd_) return shed_result::stuck;
+  spare_fd_.reset();
+  int fd = ::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC);
+  int err = errno;
+  if (fd >= 0) {
+    ::close(fd);
+    ++shed_;
+    if (shed_ == 1 || shed_ % 1000 == 0)
+      log(log_level::warning, "out of descriptors: closed {} incoming connection{} at once on {}",
+          shed_, shed_ == 1 ? "" : "s", local_.to_uri());
+  }
+  spare_fd_ = open_spare();
+  if (fd >= 0) return shed_result::shed;
+  if (err == EAGAIN || err == EWOULDBLOCK) return shed_result::backlog_empty;
+  return shed_result::stuck;
+}
+
+void uring_acceptor::pause() {
+  if (resume_timer_ || !listen_fd_) return;
+  // A multishot accept still in flight would keep failing: end it, re-arm on resume.
+  if (in_flight_) {
+    auto* sqe = ring_.sqe();
+    io_uring_prep_cancel64(sqe, uring_backend::user_data(this, op_accept), 0);
+    uring_backend::target(sqe, nullptr, 0);
+  }
+  resume_timer_ = loop_.run_after(accept_pause, [this] {
+    resume_timer_ = 0;
+    if (listen_fd_ && !in_flight_) arm();
+  });
+}
+
+}  // namespace netkit::detail

@@ -1,0 +1,57 @@
+// Accepts connections for a completion (io_uring) loop with one multishot IORING_OP_ACCEPT:
+// a single submission yields a completion per connection until the kernel ends it (no
+// IORING_CQE_F_MORE), when it is submitted again.
+// Descriptor exhaustion: a multishot accept ends with -EMFILE/-ENFILE. We then shed the
+// oldest pending connection with the spare-descriptor trick (see acceptor.hpp) and
+// re-arm, or, when even that is impossible, pause accepting for a moment: each failure
+// costs one completion per waiting connection or per pause, never a spin.
+#pragma once
+
+#include <functional>
+
+#include "event/backend_uring.hpp"
+#include "netkit/endpoint.hpp"
+#include "netkit/event/loop.hpp"
+#include "netkit/fd.hpp"
+#include "netkit/socket.hpp"
+
+namespace netkit::detail {
+
+// Owns the listening descriptor. Loop thread only. Must not be destroyed while an accept
+// is in flight: close() it, then run completions until idle() (the server's destructor
+// does).
+class uring_acceptor final : public completion_handler {
+ public:
+  using accept_fn = std::function<void(unique_fd, endpoint)>;
+  uring_acceptor(event_loop& loop, uring_backend& ring, const endpoint& ep,
+                 const listen_options& opts, accept_fn on_accept);
+  ~uring_acceptor();
+
+  const endpoint& local() const noexcept { return local_; }
+  std::uint64_t shed() const noexcept { return shed_; }
+  // Stops accepting (cancels the accept, closes the listener).
+  void close() noexcept;
+  bool idle() const noexcept { return !in_flight_; }
+
+  void on_completion(unsigned op, int result, std::uint32_t flags) override;
+
+ private:
+  enum class shed_result { shed, backlog_empty, stuck };
+  void arm();
+  // Handles -EMFILE & co; returns false when accepting is paused.
+  bool out_of_descriptors();
+  shed_result shed_one();
+  void pause();
+
+  event_loop& loop_;
+  uring_backend& ring_;
+  endpoint local_;
+  unique_fd listen_fd_;
+  unique_fd spare_fd_;
+  accept_fn on_accept_;
+  bool in_flight_ = false;
+  std::uint64_t shed_ = 0;
+  timer_id resume_timer_ = 0;
+};
+
+}  // namespace netkit::detail

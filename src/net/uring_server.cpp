@@ -1,0 +1,513 @@
+// Completion path, per connection:
+//   recv (multishot, provided buffer) -> decode straight out of the buffer -> handler ->
+//   replies appended to pending_ -> buffer returned to the ring -> one send of everything
+//   queued (one send in flight; what arrives meanwhile waits in pending_).
+// Submissions are only prepared here; the backend submits them all with its wait, so a
+// loop turn costs one io_uring_enter however many connections were served.
+#include "net/uring_server.hpp"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <string_view>
+
+#include "net/framing.hpp"
+#include "net/servers.hpp"
+#include "netkit/error.hpp"
+#include "netkit/log.hpp"
+
+namespace netkit::detail {
+
+namespace {
+
+constexpr unsigned op_recv = 1;
+constexpr unsigned op_send = 2;
+
+// Provided receive buffers, shared by all connections. 16 KiB takes a typical burst in
+// one completion; 1024 of them (16 MiB of address space, touched only as used) cover a
+// turn in which every one of ~1000 busy connections completes a recv before we return
+// any buffer. Fewer buffers only cost ENOBUFS re-arms, never data.
+// NETKIT_URING_RECV_BUFFERS=COUNT[xSIZE] overrides (tests use a tiny ring).
+constexpr unsigned default_buffer_count = 1024;
+constexpr std::size_t default_buffer_size = 16 * 1024;
+
+// Output buffers kept for reuse between connections: steady request/response traffic
+// then allocates nothing, and the spare pool itself stays bounded.
+constexpr std::size_t max_spare_buffer = 1 << 20;
+constexpr std::size_t max_spare_bytes = 16 << 20;
+constexpr std::size_t max_spare_count = 4096;
+
+// How long the destructor waits for the kernel to hand back every operation.
+constexpr auto teardown_limit = std::chrono::seconds(5);
+
+struct ring_config {
+  unsigned count = default_buffer_count;
+  std::size_t size = default_buffer_size;
+};
+
+ring_config ring_config_from_env() {
+  ring_config cfg;
+  const char* text = std::getenv("NETKIT_URING_RECV_BUFFERS");
+  if (!text || !*text) return cfg;
+  char* end = nullptr;
+  unsigned long count = std::strtoul(text, &end, 10);
+  unsigned long size = default_buffer_size;
+  if (*end == 'x') size = std::strtoul(end + 1, &end, 10);
+  if (*end != '\0' || count == 0 || size < 64 || size > (1ul << 24))
+    throw usage_error(
+        fmt::format("NETKIT_URING_RECV_BUFFERS={}: expected COUNT or COUNTxSIZE "
+                    "(a power of two up to 32768, x 64..16777216 bytes)",
+                    text));
+  cfg.count = static_cast<unsigned>(count);
+  cfg.size = size;
+  return cfg;
+}
+
+}  // namespace
+
+// ---- connection ----------------------------------------------------------------------
+
+uring_connection::uring_connection(uring_server& server, conn_id id, unique_fd fd, endpoint peer)
+    : connection(id, std::move(peer), fd.get()),
+      server_(server),
+      fd_(std::move(fd)),
+      decoder_(make_decoder(server.options_.codec)),
+      last_active_(server.loop_.now()) {}
+
+std::size_t uring_connection::queued_output() const noexcept {
+  return (sending_.size() - sent_) + pending_.size();
+}
+
+void uring_connection::arm_recv() {
+  if (recv_armed_ || state_ != state::open || reading_paused_) return;
+  auto* sqe = server_.ring_.sqe();
+  io_uring_prep_recv_multishot(sqe, fd_.get(), nullptr, 0, 0);
+  sqe->flags |= IOSQE_BUFFER_SELECT;
+  sqe->buf_group = server_.buffers_.group();
+  uring_backend::target(sqe, this, op_recv);
+  recv_armed_ = true;
+}
+
+void uring_connection::retry_recv() {
+  arm_recv();
+}
+
+void uring_connection::cancel(unsigned op) noexcept {
+  if (op == op_recv) {
+    if (!recv_armed_ || recv_cancelling_) return;
+    recv_cancelling_ = true;
+  }
+  try {
+    auto* sqe = server_.ring_.sqe();
+    io_uring_prep_cancel64(sqe, uring_backend::user_data(this, op), 0);
+    uring_backend::target(sqe, nullptr, 0);
+  } catch (const std::exception& e) {
+    log(log_level::error, "cancel I/O of {}: {}", peer().to_uri(), e.what());
+  }
+}
+
+void uring_connection::on_completion(unsigned op, int result, std::uint32_t flags) {
+  if (op == op_recv) {
+    on_recv(result, flags);
+  } else {
+    on_send(result);
+  }
+  // Its last operation is back: nothing in the kernel points here any more.
+  if (state_ == state::closed && !in_flight() && zombie_index != SIZE_MAX) server_.bury(*this);
+}
+
+void uring_connection::on_recv(int result, std::uint32_t flags) {
+  if (!(flags & IORING_CQE_F_MORE)) {
+    recv_armed_ = false;
+    recv_cancelling_ = false;
+  }
+  if (result > 0) {
+    const unsigned id = flags >> IORING_CQE_BUFFER_SHIFT;
+    if (state_ == state::open) on_data(server_.buffers_.data(id, static_cast<std::size_t>(result)));
+    // Decoded or copied: the kernel may fill it again.
+    server_.buffers_.recycle(id);
+  } else {
+    if (flags & IORING_CQE_F_BUFFER) server_.buffers_.recycle(flags >> IORING_CQE_BUFFER_SHIFT);
+    if (result == 0) {
+      if (state_ == state::open) on_peer_eof();
+    } else if (result == -ENOBUFS) {
+      // The ring ran dry (more receivers than buffers in one turn): the data waits in the
+      // socket; re-arm once this turn has handed the buffers back.
+      if (state_ == state::open) server_.starved(*this);
+      return;
+    } else if (result != -ECANCELED && state_ != state::closed) {
+      log(log_level::debug, "read from {}: {}", peer().to_uri(), errno_text(-result));
+      force_close(close_reason::reset);
+    }
+  }
+  // The kernel may end a multishot recv at any time (e.g. completion queue pressure).
+  if (!recv_armed_) arm_recv();
+}
+
+void uring_connection::on_data(std::span<const std::byte> data) {
+  active_ = true;
+  server_.stats_.bytes_in += data.size();
+  bool buffered = !input_.empty();
+  if (buffered) {
+    input_.append(data);
+    data = input_.data();
+  }
+  in_dispatch_ = true;
+  auto used = deliver(data);
+  in_dispatch_ = false;
+  if (!used) return;  // closed for a protocol or handler error
+  if (buffered) {
+    input_.consume(*used);
+    if (input_.empty()) input_.shrink_to_fit();  // an idle connection holds no buffer
+  } else if (*used < data.size()) {
+    input_.append(data.subspan(*used));  // a partial frame waits for the rest
+  }
+  flush();
+  if (state_ != state::closed) after_write();
+}
+
+std::optional<std::size_t> uring_connection::deliver(std::span<const std::byte> data) {
+  std::size_t used = 0;
+  while (state_ == state::open) {
+    auto r = decoder_->decode(data.subspan(used));
+    if (r.state == decode_result::status::need_more) break;
+    if (r.state == decode_result::status::error) {
+      ++server_.stats_.protocol_errors;
+      log(log_level::warning, "closing {}: protocol error: {}", peer().to_uri(), r.error);
+      force_close(close_reason::protocol_error);
+      return std::nullopt;
+    }
+    used += r.consumed;
+    if (auto& on_message = server_.handler_.on_message) {
+      try {
+        on_message(*this, r.message);
+      } catch (const std::exception& e) {
+        log(log_level::error, "closing {}: handler failed: {}", peer().to_uri(), e.what());
+        force_close(close_reason::local);
+        return std::nullopt;
+      }
+    }
+  }
+  return used;
+}
+
+void uring_connection::send(std::span<const std::byte> message) {
+  if (state_ != state::open) return;
+  if (pending_.capacity() == 0) pending_ = server_.take_buffer();
+  append_framed(*server_.encoder_, message, pending_);
+  if (in_dispatch_) return;  // flushed when the dispatch ends
+  flush();
+  after_write();
+}
+
+void uring_connection::flush() {
+  if (send_in_flight_ || state_ == state::closed) return;
+  if (sent_ == sending_.size()) {
+    if (pending_.empty()) return;
+    sending_.clear();
+    sent_ = 0;
+    std::swap(sending_, pending_);
+  }
+  auto* sqe = server_.ring_.sqe();
+  // MSG_WAITALL: the kernel completes a partial send itself before posting the CQE.
+  io_uring_prep_send(sqe, fd_.get(), sending_.data() + sent_, sending_.size() - sent_,
+                     MSG_NOSIGNAL | MSG_WAITALL);
+  uring_backend::target(sqe, this, op_send);
+  send_in_flight_ = true;
+}
+
+void uring_connection::on_send(int result) {
+  send_in_flight_ = false;
+  if (state_ == state::closed) {
+    server_.give_buffer(sending_);  // the kernel is done with it
+    return;
+  }
+  if (result < 0) {
+    log(log_level::debug, "write to {}: {}", peer().to_uri(), errno_text(-result));
+    force_close(close_reason::reset);
+    return;
+  }
+  server_.stats_.bytes_out += static_cast<std::size_t>(result);
+  sent_ += static_cast<std::size_t>(result);
+  flush();  // the rest of a short send, or what queued up meanwhile
+  after_write();
+}
+
+void uring_connection::after_write() {
+  const auto& opts = server_.options_;
+  const std::size_t queued = queued_output();
+  if (queued > opts.hard_limit) {
+    log(log_level::warning,
+        "closing {}: {} bytes of output queued (hard limit {}): peer not reading", peer().to_uri(),
+        queued, opts.hard_limit);
+    force_close(close_reason::output_overflow);
+    return;
+  }
+  if (queued == 0) {
+    release_output();
+    if (state_ == state::draining) {
+      force_close(drain_reason_);
+      return;
+    }
+  }
+  if (queued > opts.high_water && !reading_paused_ && state_ == state::open) {
+    reading_paused_ = true;
+    log(log_level::debug, "pausing reads from {}: {} bytes queued", peer().to_uri(), queued);
+    // Completions already posted are still taken (a bounded overshoot); no new ones come.
+    cancel(op_recv);
+  } else if (reading_paused_ && queued <= opts.low_water) {
+    reading_paused_ = false;
+    arm_recv();  // if the cancelled recv is still on its way back, its completion re-arms
+  }
+}
+
+void uring_connection::release_output() noexcept {
+  if (!send_in_flight_) {
+    server_.give_buffer(sending_);
+    sent_ = 0;
+  }
+  server_.give_buffer(pending_);
+}
+
+void uring_connection::on_peer_eof() {
+  if (auto problem = decoder_->finish(input_.data()); !problem.empty()) {
+    ++server_.stats_.protocol_errors;
+    log(log_level::warning, "{}: {}", peer().to_uri(), problem);
+  }
+  input_.clear();
+  input_.shrink_to_fit();
+  begin_drain(close_reason::peer_closed);
+}
+
+void uring_connection::close() {
+  begin_drain(close_reason::local);
+}
+
+void uring_connection::begin_drain(close_reason why) {
+  if (state_ != state::open) return;
+  state_ = state::draining;
+  drain_reason_ = why;
+  cancel(op_recv);
+  if (in_dispatch_) return;  // on_data() finishes the job
+  if (queued_output() == 0) force_close(why);
+}
+
+void uring_connection::force_close(close_reason why) {
+  if (state_ == state::closed) return;
+  state_ = state::closed;
+  cancel(op_recv);
+  if (send_in_flight_) cancel(op_send);
+  // Operations in flight hold their own reference to the socket; it really closes (FIN)
+  // when the last of them has been cancelled. The descriptor number is free at once,
+  // which is why cancellation goes by user_data, never by descriptor.
+  fd_.reset();
+  input_.clear();
+  input_.shrink_to_fit();
+  release_output();
+  server_.release(*this, why);
+}
+
+// ---- server --------------------------------------------------------------------------
+
+uring_server::uring_server(event_loop& loop, server_options options, server_handler handler)
+    : loop_(loop),
+      ring_(*loop.io_backend().as_uring()),
+      options_(std::move(options)),
+      handler_(std::move(handler)),
+      encoder_(make_encoder(options_.codec)),
+      buffers_(ring_, ring_config_from_env().count, ring_config_from_env().size),
+      acceptor_(
+          loop, ring_, options_.listen, options_.listening,
+          [this](unique_fd fd, endpoint peer) { on_accept(std::move(fd), std::move(peer)); }) {
+  if (options_.idle_timeout.count() > 0) {
+    auto period = std::max(options_.idle_timeout / 4, std::chrono::milliseconds(20));
+    idle_timer_ = loop_.run_every(period, [this] { sweep_idle(); });
+  }
+}
+
+uring_server::~uring_server() {
+  destroying_ = true;
+  if (idle_timer_) loop_.cancel(idle_timer_);
+  if (drain_timer_) loop_.cancel(drain_timer_);
+  acceptor_.close();
+  for (auto& s : slots_)
+    if (s.conn) s.conn->force_close(close_reason::server_stopping);
+  // The kernel still points at the acceptor, the zombies and the receive buffers until
+  // their cancellations complete: wait for those completions (bounded).
+  auto deadline = event_loop::clock::now() + teardown_limit;
+  while ((!zombies_.empty() || !acceptor_.idle()) && event_loop::clock::now() < deadline)
+    ring_.run_completions(50);
+  if (!zombies_.empty() || !acceptor_.idle()) {
+    log(log_level::error, "io_uring server: {} connections still have I/O in flight after {} s",
+        zombies_.size(), teardown_limit.count());
+    for (auto& z : zombies_)
+      (void)z.release();  // leaked on purpose: freeing memory the kernel may write is worse
+  }
+  dead_->clear();
+}
+
+void uring_server::on_accept(unique_fd fd, endpoint peer) {
+  if (shutting_down_) return;
+  if (options_.max_connections > 0 && stats_.open >= options_.max_connections) {
+    ++stats_.refused;
+    auto level =
+        stats_.refused == 1 || stats_.refused % 1000 == 0 ? log_level::warning : log_level::debug;
+    log(level, "refused {} (--max-conns {} reached; {} refused so far)", peer.to_uri(),
+        options_.max_connections, stats_.refused);
+    return;  // closing the accepted socket is the refusal
+  }
+  if (peer.kind() == transport::tcp) {
+    int one = 1;
+    ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+  std::uint32_t index;
+  if (!free_slots_.empty()) {
+    index = free_slots_.back();
+    free_slots_.pop_back();
+  } else {
+    index = static_cast<std::uint32_t>(slots_.size());
+    slots_.emplace_back();
+  }
+  auto& s = slots_[index];
+  conn_id id{index, s.generation};
+  s.conn = std::make_unique<uring_connection>(*this, id, std::move(fd), std::move(peer));
+  try {
+    s.conn->start();
+  } catch (const std::exception& e) {
+    log(log_level::warning, "closing {}: {}", s.conn->peer().to_uri(), e.what());
+    s.conn.reset();
+    ++s.generation;
+    free_slots_.push_back(index);
+    return;
+  }
+  ++stats_.accepted;
+  ++stats_.open;
+  auto& c = *s.conn;
+  log(log_level::debug, "connected {} (fd {}, {} open)", c.peer().to_uri(), c.fd(), stats_.open);
+  if (handler_.on_connect) handler_.on_connect(c);
+}
+
+void uring_server::release(uring_connection& c, close_reason why) {
+  --stats_.open;
+  log(log_level::debug, "closed {}: {} ({} open)", c.peer().to_uri(), to_string(why), stats_.open);
+  if (handler_.on_close) {
+    try {
+      handler_.on_close(c, why);
+    } catch (const std::exception& e) {
+      log(log_level::error, "close handler for {} failed: {}", c.peer().to_uri(), e.what());
+    }
+  }
+  auto& s = slots_[c.id().slot];
+  ++s.generation;
+  free_slots_.push_back(c.id().slot);
+  auto owned = std::move(s.conn);
+  if (c.in_flight()) {
+    c.zombie_index = zombies_.size();
+    zombies_.push_back(std::move(owned));
+  } else {
+    bury(std::move(owned));
+  }
+}
+
+void uring_server::bury(uring_connection& c) {
+  const std::size_t index = c.zombie_index;
+  std::swap(zombies_[index], zombies_.back());
+  zombies_[index]->zombie_index = index;
+  auto owned = std::move(zombies_.back());
+  zombies_.pop_back();
+  c.zombie_index = SIZE_MAX;
+  bury(std::move(owned));
+}
+
+void uring_server::bury(std::unique_ptr<uring_connection> c) {
+  // The caller may still be inside this connection's callback: free after the dispatch.
+  if (dead_->empty()) loop_.defer([dead = dead_] { dead->clear(); });
+  dead_->push_back(std::move(c));
+}
+
+void uring_server::starved(uring_connection& c) {
+  if (destroying_) return;
+  if (starved_.empty()) loop_.defer([this] { retry_starved(); });
+  starved_.push_back(c.id());
+}
+
+void uring_server::retry_starved() {
+  starved_running_.clear();
+  starved_running_.swap(starved_);
+  for (auto id : starved_running_)
+    if (auto* c = find(id)) static_cast<uring_connection*>(c)->retry_recv();
+}
+
+std::vector<std::byte> uring_server::take_buffer() {
+  if (spare_buffers_.empty()) return {};
+  auto v = std::move(spare_buffers_.back());
+  spare_buffers_.pop_back();
+  spare_bytes_ -= v.capacity();
+  return v;
+}
+
+void uring_server::give_buffer(std::vector<std::byte>& v) noexcept {
+  const std::size_t capacity = v.capacity();
+  if (capacity == 0) return;
+  v.clear();
+  if (capacity <= max_spare_buffer && spare_bytes_ + capacity <= max_spare_bytes &&
+      spare_buffers_.size() < max_spare_count && !destroying_) {
+    try {
+      spare_buffers_.push_back(std::move(v));
+      spare_bytes_ += capacity;
+    } catch (const std::bad_alloc&) {
+    }
+  }
+  std::vector<std::byte>().swap(v);
+}
+
+connection* uring_server::find(conn_id id) noexcept {
+  if (id.slot >= slots_.size()) return nullptr;
+  auto& s = slots_[id.slot];
+  return s.generation == id.generation ? s.conn.get() : nullptr;
+}
+
+void uring_server::sweep_idle() {
+  auto now = loop_.now();
+  for (auto& s : slots_) {
+    if (!s.conn || s.conn->closed()) continue;
+    auto& c = *s.conn;
+    // Completions run before the loop reads the clock, so activity is stamped here: a
+    // connection is closed between idle_timeout and idle_timeout + one sweep period
+    // after its last input, never earlier.
+    if (c.take_activity()) {
+      c.set_last_active(now);
+    } else if (now - c.last_active() >= options_.idle_timeout) {
+      log(log_level::info, "closing {}: idle for {} ms", c.peer().to_uri(),
+          options_.idle_timeout.count());
+      c.force_close(close_reason::idle_timeout);
+    }
+  }
+}
+
+void uring_server::begin_shutdown() {
+  if (shutting_down_) return;
+  shutting_down_ = true;
+  acceptor_.close();
+  for (auto& s : slots_)
+    if (s.conn && !s.conn->closed()) s.conn->begin_drain(close_reason::server_stopping);
+  drain_timer_ = loop_.run_after(options_.drain_timeout, [this] {
+    drain_timer_ = 0;
+    for (auto& s : slots_)
+      if (s.conn && !s.conn->closed()) {
+        log(log_level::warning, "closing {}: output not drained within {} ms",
+            s.conn->peer().to_uri(), options_.drain_timeout.count());
+        s.conn->force_close(close_reason::server_stopping);
+      }
+  });
+}
+
+std::unique_ptr<stream_server> make_uring_server(event_loop& loop, server_options options,
+                                                 server_handler handler) {
+  return std::make_unique<uring_server>(loop, std::move(options), std::move(handler));
+}
+
+}  // namespace netkit::detail

@@ -1,0 +1,132 @@
+// The completion-based stream server (io_uring): the kernel owns every operation.
+// Per connection at most two requests are in flight: one multishot recv that picks its
+// buffers from the server's provided-buffer ring, and one send. Behaviour matches the
+// reactor server (back-pressure, half-close, idle timeout, limits, graceful stop).
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "event/backend_uring.hpp"
+#include "event/uring_buffer_ring.hpp"
+#include "net/uring_acceptor.hpp"
+#include "netkit/buffer.hpp"
+#include "netkit/net/stream_server.hpp"
+
+namespace netkit::detail {
+
+class uring_server;
+
+// Owned by its server: by a slot while open, then (closed, operations still in flight)
+// by the server's zombie list until its last completion arrives. Loop thread only.
+class uring_connection final : public connection, public completion_handler {
+ public:
+  uring_connection(uring_server& server, conn_id id, unique_fd fd, endpoint peer);
+
+  void send(std::span<const std::byte> message) override;
+  void close() override;
+  std::size_t queued_output() const noexcept override;
+
+  void on_completion(unsigned op, int result, std::uint32_t flags) override;
+  void start() { arm_recv(); }
+  void force_close(close_reason why);
+  // Stops reading; closes with `why` once queued output is written.
+  void begin_drain(close_reason why);
+  bool closed() const noexcept { return state_ == state::closed; }
+  bool in_flight() const noexcept { return recv_armed_ || send_in_flight_; }
+  // Re-arms a recv that ended for lack of provided buffers.
+  void retry_recv();
+  // Idle accounting: true if data arrived since the last call.
+  bool take_activity() noexcept { return std::exchange(active_, false); }
+  std::chrono::steady_clock::time_point last_active() const noexcept { return last_active_; }
+  void set_last_active(std::chrono::steady_clock::time_point t) noexcept { last_active_ = t; }
+
+  std::size_t zombie_index = SIZE_MAX;  // position in the server's zombie list
+
+ private:
+  enum class state { open, draining, closed };  // draining: no more reads, output flushing
+
+  void arm_recv();
+  void cancel(unsigned op) noexcept;
+  void on_recv(int result, std::uint32_t flags);
+  void on_send(int result);
+  void on_data(std::span<const std::byte> data);
+  // Decodes `data` and dispatches messages; returns bytes consumed, or nullopt after
+  // closing the connection for a protocol or handler error.
+  std::optional<std::size_t> deliver(std::span<const std::byte> data);
+  void flush();
+  void after_write();
+  void on_peer_eof();
+  void release_output() noexcept;
+
+  uring_server& server_;
+  unique_fd fd_;
+  std::unique_ptr<decoder> decoder_;
+  byte_buffer input_;               // only a partial frame waiting for the rest
+  std::vector<std::byte> sending_;  // in the kernel's hands while send_in_flight_
+  std::size_t sent_ = 0;            // bytes of sending_ already written
+  std::vector<std::byte> pending_;  // replies queued behind the send in flight
+  state state_ = state::open;
+  close_reason drain_reason_ = close_reason::local;
+  bool recv_armed_ = false;       // a recv is in flight
+  bool recv_cancelling_ = false;  // ...and asked to stop
+  bool send_in_flight_ = false;
+  bool reading_paused_ = false;  // back-pressure
+  bool in_dispatch_ = false;     // replies are flushed when the dispatch ends
+  bool active_ = false;
+  std::chrono::steady_clock::time_point last_active_;
+};
+
+class uring_server final : public stream_server {
+ public:
+  uring_server(event_loop& loop, server_options options, server_handler handler);
+  ~uring_server() override;
+
+  const endpoint& local() const noexcept override { return acceptor_.local(); }
+  const server_stats& stats() const noexcept override { return stats_; }
+  void begin_shutdown() override;
+  connection* find(conn_id id) noexcept override;
+
+ private:
+  friend class uring_connection;
+  using graveyard = std::vector<std::unique_ptr<uring_connection>>;
+
+  void on_accept(unique_fd fd, endpoint peer);
+  void release(uring_connection& c, close_reason why);
+  // A closed connection whose last completion has arrived: free it after the dispatch.
+  void bury(uring_connection& c);
+  void bury(std::unique_ptr<uring_connection> c);
+  void starved(uring_connection& c);
+  void retry_starved();
+  void sweep_idle();
+  // Output buffers are recycled between connections so steady traffic does not allocate.
+  std::vector<std::byte> take_buffer();
+  void give_buffer(std::vector<std::byte>& v) noexcept;
+
+  event_loop& loop_;
+  uring_backend& ring_;
+  server_options options_;
+  server_handler handler_;
+  std::unique_ptr<encoder> encoder_;
+  uring_buffer_ring buffers_;
+  uring_acceptor acceptor_;
+  struct slot {
+    std::unique_ptr<uring_connection> conn;
+    std::uint32_t generation = 0;
+  };
+  std::vector<slot> slots_;
+  std::vector<std::uint32_t> free_slots_;
+  graveyard zombies_;  // closed, with operations still in flight
+  // Shared with a deferred task, which may run after this server is gone.
+  std::shared_ptr<graveyard> dead_ = std::make_shared<graveyard>();
+  std::vector<conn_id> starved_, starved_running_;
+  std::vector<std::vector<std::byte>> spare_buffers_;
+  std::size_t spare_bytes_ = 0;
+  server_stats stats_;
+  bool shutting_down_ = false;
+  bool destroying_ = false;
+  timer_id idle_timer_ = 0;
+  timer_id drain_timer_ = 0;
+};
+
+}  // namespace netkit::detail
