@@ -75,7 +75,13 @@ void reactor_connection::handle_read() {
     in_dispatch_ = true;
     auto used = deliver(data);
     in_dispatch_ = false;
-    if (!used) return;  // closed for a protocol or handler error
+    if (!used) {
+      // Closed for a protocol or handler error. Replies to the messages decoded before
+      // the bad frame may sit in the shared batch buffer: drop them here, or the next
+      // connection's flush_batch() would send them to the wrong peer.
+      server_.batch_.clear();
+      return;
+    }
     if (buffered) {
       input_.consume(*used);
     } else if (*used < data.size()) {
@@ -83,8 +89,12 @@ void reactor_connection::handle_read() {
     }
     flush_batch();
     if (state_ != state::open || reading_paused_) return;
-    // A short read drained the socket; new data brings a new report in either mode.
-    if (static_cast<std::size_t>(n) < read_scratch_size) return;
+    // Level-triggered: a short read drained the socket, and whatever comes later (data,
+    // FIN, RST) is reported again. Edge-triggered: a FIN or RST that arrived with this
+    // very edge, behind the data just read, raises no new edge; stopping here would leave
+    // the connection open forever (a half-closed client would never get its EOF). So an
+    // edge-triggered reader goes on until EAGAIN, as epoll(7) says.
+    if (!loop.edge_triggered() && static_cast<std::size_t>(n) < read_scratch_size) return;
   }
   if (loop.edge_triggered()) loop.call_again(watch_, io_read);
 }

@@ -1,0 +1,166 @@
+#include "support/child_process.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "netkit/error.hpp"
+
+namespace netkit::test {
+
+std::string exit_status::describe() const {
+  if (signal != 0) return fmt::format("killed by signal {} ({})", signal, strsignal(signal));
+  return fmt::format("exit code {}", code);
+}
+
+namespace {
+
+exit_status decode(int raw) {
+  exit_status s;
+  if (WIFEXITED(raw)) s.code = WEXITSTATUS(raw);
+  if (WIFSIGNALED(raw)) s.signal = WTERMSIG(raw);
+  return s;
+}
+
+}  // namespace
+
+child_process::child_process(const child_options& options) {
+  if (options.argv.empty()) throw std::invalid_argument("child_process: empty argv");
+  char path_template[] = "/tmp/netkit-test-stderr-XXXXXX";
+  unique_fd err_fd(::mkostemp(path_template, O_CLOEXEC));
+  if (!err_fd) throw_sys_error("mkostemp", path_template);
+  stderr_path_ = path_template;
+
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) throw_sys_error("pipe2");
+  unique_fd read_end(pipe_fds[0]), write_end(pipe_fds[1]);
+
+  // Everything the child needs is prepared before fork: after it, only
+  // async-signal-safe calls (the test process may have other threads).
+  std::vector<char*> argv;
+  for (const auto& a : options.argv)
+    argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  rlimit limit{};
+  if (options.nofile_limit) limit = {*options.nofile_limit, *options.nofile_limit};
+
+  pid_ = ::fork();
+  if (pid_ < 0) throw_sys_error("fork");
+  if (pid_ == 0) {
+    ::dup2(write_end.get(), STDOUT_FILENO);
+    ::dup2(err_fd.get(), STDERR_FILENO);
+    int devnull = ::open("/dev/null", O_RDONLY);
+    if (devnull >= 0) ::dup2(devnull, STDIN_FILENO);
+    // The server must see only its own descriptors (EMFILE tests count them).
+    ::close_range(3, ~0u, 0);
+    // Restore what the test runner may have changed.
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    for (int sig : {SIGPIPE, SIGTERM, SIGINT, SIGUSR1, SIGCHLD})
+      ::sigaction(sig, &dfl, nullptr);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    if (options.nofile_limit && ::setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+      static const char msg[] = "child_process: setrlimit RLIMIT_NOFILE failed\n";
+      [[maybe_unused]] auto n = ::write(STDERR_FILENO, msg, sizeof msg - 1);
+      ::_exit(126);
+    }
+    ::execv(argv[0], argv.data());
+    static const char msg[] = "child_process: execv failed\n";
+    [[maybe_unused]] auto n = ::write(STDERR_FILENO, msg, sizeof msg - 1);
+    ::_exit(127);
+  }
+  stdout_ = std::move(read_end);
+}
+
+child_process::~child_process() {
+  kill_and_reap();
+  if (!stderr_path_.empty()) ::unlink(stderr_path_.c_str());
+}
+
+std::optional<std::string> child_process::read_line(deadline until) {
+  // Bound: each iteration either returns or reads at least one byte, and stops at
+  // the deadline or EOF.
+  for (;;) {
+    if (auto nl = pending_.find('\n'); nl != std::string::npos) {
+      std::string line = pending_.substr(0, nl);
+      pending_.erase(0, nl + 1);
+      return line;
+    }
+    if (stdout_eof_) return std::nullopt;
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - clock::now());
+    if (left.count() <= 0) return std::nullopt;
+    pollfd p{stdout_.get(), POLLIN, 0};
+    int r = ::poll(&p, 1, static_cast<int>(left.count()));
+    if (r < 0 && errno != EINTR) throw_sys_error("poll", "child stdout");
+    if (r <= 0) continue;
+    char buf[4096];
+    ssize_t n = ::read(stdout_.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      stdout_eof_ = true;
+      continue;
+    }
+    pending_.append(buf, static_cast<std::size_t>(n));
+  }
+}
+
+std::string child_process::stderr_text() const {
+  std::ifstream in(stderr_path_, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+bool child_process::signal(int sig) const noexcept {
+  if (status_ || pid_ <= 0) return false;
+  return ::kill(pid_, sig) == 0;
+}
+
+std::optional<exit_status> child_process::wait(deadline until) {
+  if (status_) return status_;
+  // Bound: polls every 5 ms until the deadline.
+  for (;;) {
+    int raw = 0;
+    pid_t r = ::waitpid(pid_, &raw, WNOHANG);
+    if (r == pid_) {
+      status_ = decode(raw);
+      return status_;
+    }
+    if (r < 0 && errno != EINTR) {
+      status_ = exit_status{};  // not our child any more: nothing to wait for
+      return status_;
+    }
+    if (clock::now() >= until) return std::nullopt;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+bool child_process::running() {
+  return !wait(clock::now()).has_value();
+}
+
+void child_process::kill_and_reap() noexcept {
+  if (pid_ <= 0 || status_) return;
+  ::kill(pid_, SIGKILL);
+  int raw = 0;
+  pid_t r;
+  do {
+    r = ::waitpid(pid_, &raw, 0);
+  } while (r < 0 && errno == EINTR);
+  status_ = r == pid_ ? decode(raw) : exit_status{};
+}
+
+}  // namespace netkit::test

@@ -1,0 +1,67 @@
+// Runs a program as a child process with a deadline on everything: its stdout comes
+// through a pipe (read line by line with a deadline), its stderr goes to a private file
+// the test can read at any time. The destructor kills the child by PID (never by name)
+// and always reaps it, so no test leaves a zombie or a stray process behind.
+#pragma once
+
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "netkit/fd.hpp"
+#include "support/test_env.hpp"
+
+namespace netkit::test {
+
+struct child_options {
+  std::vector<std::string> argv;  // argv[0] is the program path (execv, no PATH lookup)
+  // Applied (soft and hard) in the child before exec.
+  std::optional<rlim_t> nofile_limit;
+};
+
+// How a child ended.
+struct exit_status {
+  int code = -1;   // exit code, or -1 if killed by a signal
+  int signal = 0;  // terminating signal, or 0
+  bool exited_normally() const noexcept { return signal == 0 && code == 0; }
+  std::string describe() const;
+};
+
+class child_process {
+ public:
+  // Throws sys_error if the pipe/fork fails; an exec failure shows as exit code 127
+  // with the reason in stderr_text().
+  explicit child_process(const child_options& options);
+  ~child_process();
+  child_process(const child_process&) = delete;
+  child_process& operator=(const child_process&) = delete;
+
+  pid_t pid() const noexcept { return pid_; }
+
+  // The next stdout line without '\n', or nullopt at EOF or when the deadline passes.
+  std::optional<std::string> read_line(deadline until);
+
+  // Everything the child wrote to stderr so far.
+  std::string stderr_text() const;
+
+  bool signal(int sig) const noexcept;
+  // Waits for the child to end; nullopt if it is still running at the deadline.
+  std::optional<exit_status> wait(deadline until);
+  // Non-blocking: true while the child has not ended (reaps it if it has).
+  bool running();
+  // SIGKILL and reap (no-op when already reaped).
+  void kill_and_reap() noexcept;
+
+ private:
+  pid_t pid_ = -1;
+  std::optional<exit_status> status_;
+  unique_fd stdout_;
+  std::string pending_;  // stdout bytes after the last returned line
+  bool stdout_eof_ = false;
+  std::string stderr_path_;
+};
+
+}  // namespace netkit::test

@@ -1,0 +1,72 @@
+// Drives many echo clients at once from one thread (poll(2), non-blocking sockets), so
+// 100 concurrent clients need no thread pool. Each client sends a byte stream of whole
+// frames in random splits while reading the echo, and checks that what comes back is the
+// same stream byte for byte: for every codec the echo of well-formed frames re-encodes to
+// exactly the input, and for raw the byte stream is the message.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "netkit/codec/codec.hpp"
+#include "netkit/endpoint.hpp"
+#include "support/test_env.hpp"
+
+namespace netkit::test {
+
+// `messages` random messages framed with `spec`: payload sizes 1..max_payload (fixed:N
+// uses N), bytes that never contain the codec's delimiter; raw gives random bytes of the
+// same total. Deterministic for a given generator state.
+std::vector<std::byte> make_framed_stream(const codec_spec& spec, std::mt19937_64& rng,
+                                          std::size_t messages, std::size_t max_payload);
+
+struct echo_plan {
+  // Whole frames; the client sends them `repeat` times back to back.
+  std::shared_ptr<const std::vector<std::byte>> block;
+  std::size_t repeat = 1;
+  // 0: each send offers everything left; otherwise each send is 1..max_split bytes
+  // (random), one send per client per turn so clients interleave.
+  std::size_t max_split = 0;
+  // shutdown(SHUT_WR) after the last byte, then the server's EOF is required.
+  bool half_close = false;
+  // Slow reader: until `slow_for` has passed since the start, read at most slow_chunk
+  // bytes every slow_interval; afterwards read at full speed.
+  std::chrono::milliseconds slow_for{0};
+  std::size_t slow_chunk = 1024;
+  std::chrono::milliseconds slow_interval{10};
+  int rcvbuf = 0;  // SO_RCVBUF before connect, 0: default
+
+  std::size_t total() const { return block->size() * repeat; }
+};
+
+struct echo_result {
+  std::size_t sent = 0;
+  std::size_t received = 0;
+  bool eof = false;
+  int err = 0;                                       // errno of a failed connect/send/recv
+  std::optional<std::size_t> mismatch_at;            // first differing offset
+  std::string mismatch_detail;                       // expected vs. received bytes around it
+  std::string problem(const echo_plan& plan) const;  // empty when the echo was exact
+};
+
+struct echo_run {
+  std::vector<echo_result> results;
+  bool timed_out = false;
+  std::chrono::milliseconds elapsed{0};
+  // Empty when every client got its exact echo; otherwise the first few problems.
+  std::string problems(const std::vector<echo_plan>& plans) const;
+};
+
+// Runs every plan as its own connection to `server` until all finish or the deadline.
+// `tick`, if set, is called about every 20 ms (e.g. to sample the server's RSS).
+echo_run run_echo_clients(const endpoint& server, const std::vector<echo_plan>& plans,
+                          deadline until, std::uint64_t seed,
+                          const std::function<void()>& tick = {});
+
+}  // namespace netkit::test
