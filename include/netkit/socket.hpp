@@ -23,6 +23,10 @@ struct listen_options {
 
 // socket + SO_REUSEADDR (TCP) + bind + listen (stream) for a server.
 // Datagram endpoints are bound only. Throws sys_error naming the endpoint.
+// Unix filesystem endpoints follow bind_unix (unix_socket.hpp): a stale socket file is
+// replaced, a live server's or a non-socket file is never touched ("address in use: PATH"),
+// unix_mode holds from the moment the file exists. listen_unix also returns the guard that
+// removes the file on clean exit.
 unique_fd listen_on(const endpoint& ep, io_mode mode, const listen_options& opts = {});
 
 // Blocking connect; the returned socket is then put in `mode`. Throws sys_error.

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "netkit/error.hpp"
+#include "netkit/unix_socket.hpp"
 
 namespace netkit {
 
@@ -48,13 +49,18 @@ unique_fd listen_on(const endpoint& ep, io_mode mode, const listen_options& opts
     if (ep.family() == AF_INET6)
       set_int_option(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, 1, "IPV6_V6ONLY");
   }
-  if (::bind(fd.get(), ep.addr(), ep.length()) != 0) throw_sys_error("bind", ep.to_uri());
-  if (is_unix(ep.kind()) && !ep.is_abstract() && opts.unix_mode) {
-    auto path = ep.path();
-    if (::chmod(path.c_str(), *opts.unix_mode) != 0) throw_sys_error("chmod", ep.to_uri());
+  if (!is_unix(ep.kind())) {
+    if (::bind(fd.get(), ep.addr(), ep.length()) != 0) throw_sys_error("bind", ep.to_uri());
+    if (is_stream(ep.kind()) && ::listen(fd.get(), opts.backlog) != 0)
+      throw_sys_error("listen", ep.to_uri());
+    return fd;
   }
+  // Stale-file reclaim, "address in use" naming the path, and the mode (unix_socket.cpp).
+  bind_unix(fd.get(), ep, opts.unix_mode);
+  unix_socket_file created(ep);  // removed again if listen fails
   if (is_stream(ep.kind()) && ::listen(fd.get(), opts.backlog) != 0)
     throw_sys_error("listen", ep.to_uri());
+  created.release();
   return fd;
 }
 

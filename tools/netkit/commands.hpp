@@ -9,5 +9,7 @@ namespace netkit::cli {
 void add_resolve(CLI::App& app);
 void add_echo_server(CLI::App& app);
 void add_echo_client(CLI::App& app);
+void add_udp_relay(CLI::App& app);
+void add_fd_pass(CLI::App& app);
 
 }  // namespace netkit::cli
