@@ -430,6 +430,12 @@ void uring_server::bury(std::unique_ptr<uring_connection> c) {
 
 void uring_server::starved(uring_connection& c) {
   if (destroying_) return;
+  ++buffer_shortages_;
+  if (buffer_shortages_ == 1 || buffer_shortages_ % 10000 == 0)
+    log(buffer_shortages_ == 1 ? log_level::info : log_level::debug,
+        "io_uring receive buffers exhausted ({} x {} bytes; {} times so far): reads resume as "
+        "buffers return",
+        buffers_.count(), buffers_.buffer_size(), buffer_shortages_);
   if (starved_.empty()) loop_.defer([this] { retry_starved(); });
   starved_.push_back(c.id());
 }

@@ -122,6 +122,7 @@ class uring_server final : public stream_server {
   std::vector<conn_id> starved_, starved_running_;
   std::vector<std::vector<std::byte>> spare_buffers_;
   std::size_t spare_bytes_ = 0;
+  std::uint64_t buffer_shortages_ = 0;  // recvs that ended with ENOBUFS
   server_stats stats_;
   bool shutting_down_ = false;
   bool destroying_ = false;
