@@ -2,12 +2,15 @@
 
 namespace netkit::test {
 
-in_process_server::in_process_server(std::string backend, std::string codec, std::string listen) {
+in_process_server::in_process_server(std::string backend, std::string codec, std::string listen,
+                                     std::function<void()> thread_init) {
   std::promise<endpoint> ready;
   auto started = ready.get_future();
-  thread_ = std::thread([this, backend, codec, listen, p = std::move(ready)]() mutable {
-    run(backend, codec, listen, std::move(p));
-  });
+  thread_ =
+      std::thread([this, backend, codec, listen, thread_init, p = std::move(ready)]() mutable {
+        if (thread_init) thread_init();
+        run(backend, codec, listen, std::move(p));
+      });
   try {
     local_ = started.get();
   } catch (...) {

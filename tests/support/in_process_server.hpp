@@ -18,8 +18,11 @@ class in_process_server {
  public:
   // Starts the thread, builds loop + server there, and waits until it listens.
   // Throws what the loop or server constructor threw.
+  // `thread_init`, if set, runs first on the server thread (e.g. to mark it for a
+  // syscall interposer).
   in_process_server(std::string backend, std::string codec,
-                    std::string listen = "tcp://127.0.0.1:0");
+                    std::string listen = "tcp://127.0.0.1:0",
+                    std::function<void()> thread_init = {});
   // Stops gracefully (begin_shutdown, then the loop) and joins.
   ~in_process_server();
   in_process_server(const in_process_server&) = delete;
