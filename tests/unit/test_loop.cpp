@@ -1,0 +1,191 @@
+// event_loop on every backend: timers, cross-thread post(), stale events (case 13), and
+// select's FD_SETSIZE limit.
+#include <fcntl.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "netkit/error.hpp"
+#include "netkit/event/loop.hpp"
+#include "netkit/process.hpp"
+#include "support/backend_params.hpp"
+#include "support/fd_leak_guard.hpp"
+
+namespace netkit {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::HasSubstr;
+
+struct counting_handler final : io_handler {
+  std::function<void(std::uint32_t)> fn;
+  int calls = 0;
+  std::uint32_t last = 0;
+  void on_io(std::uint32_t events) override {
+    ++calls;
+    last = events;
+    if (fn) fn(events);
+  }
+};
+
+class loop_test : public testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override { NETKIT_SKIP_UNAVAILABLE_BACKEND(GetParam()); }
+};
+
+TEST_P(loop_test, timers_fire_in_deadline_order_and_cancel_works) {
+  test::fd_leak_guard guard;
+  event_loop loop(GetParam());
+  std::vector<int> order;
+  loop.run_after(30ms, [&] { order.push_back(3); });
+  loop.run_after(10ms, [&] { order.push_back(1); });
+  auto cancelled = loop.run_after(20ms, [&] { order.push_back(99); });
+  loop.run_after(20ms, [&] { order.push_back(2); });
+  loop.cancel(cancelled);
+  int ticks = 0;
+  timer_id every = 0;
+  every = loop.run_every(5ms, [&] {
+    if (++ticks == 3) loop.cancel(every);  // a periodic timer may cancel itself
+  });
+  auto start = event_loop::clock::now();
+  // Bound: 200 turns of at most 10 ms.
+  for (int i = 0; i < 200 && (order.size() < 3 || ticks < 3); ++i)
+    loop.run_once(10ms);
+  EXPECT_THAT(order, testing::ElementsAre(1, 2, 3));
+  EXPECT_EQ(ticks, 3);
+  EXPECT_GE(event_loop::clock::now() - start, 30ms);
+  for (int i = 0; i < 3; ++i)
+    loop.run_once(10ms);
+  EXPECT_EQ(ticks, 3) << "cancelled periodic timer fired again";
+}
+
+TEST_P(loop_test, post_from_another_thread_wakes_a_blocked_loop) {
+  test::fd_leak_guard guard;
+  event_loop loop(GetParam());
+  std::atomic<std::thread::id> ran_on{};
+  auto t0 = event_loop::clock::now();
+  std::thread poster([&] {
+    std::this_thread::sleep_for(50ms);
+    loop.post([&] {
+      ran_on = std::this_thread::get_id();
+      loop.stop();
+    });
+  });
+  std::thread::id loop_thread = std::this_thread::get_id();
+  // run() would block forever without the wake-up; the 5 s watchdog bounds a failure.
+  std::thread watchdog([&] {
+    for (int i = 0; i < 500 && ran_on.load() == std::thread::id{}; ++i)
+      std::this_thread::sleep_for(10ms);
+    loop.stop();
+  });
+  loop.run();
+  poster.join();
+  watchdog.join();
+  EXPECT_EQ(ran_on.load(), loop_thread);
+  EXPECT_LT(event_loop::clock::now() - t0, 2s);
+}
+
+// Case 13: two readable descriptors in one batch; the first handler to run unwatches and
+// closes the other, and puts a new (not readable) descriptor on the same number and
+// watches it → the queued event for the old watch is dropped; the new watch gets no
+// phantom event, and does get real ones later.
+TEST_P(loop_test, stale_event_never_reaches_a_reused_descriptor) {
+  test::fd_leak_guard guard;
+  event_loop loop(GetParam());
+  int a[2], b[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, a), 0);
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, b), 0);
+  unique_fd a0(a[0]), a1(a[1]), b0(b[0]), b1(b[1]);
+  ASSERT_EQ(::write(a1.get(), "x", 1), 1);
+  ASSERT_EQ(::write(b1.get(), "y", 1), 1);
+
+  counting_handler ha, hb, fresh;
+  watch_id wa, wb, wf;
+  unique_fd replacement;
+  int reused_number = -1;
+  bool replaced = false;
+  auto close_other = [&](unique_fd& other_fd, watch_id other) {
+    if (replaced) return;
+    replaced = true;
+    reused_number = other_fd.get();
+    loop.unwatch(other);
+    other_fd.reset();
+    // A new descriptor on the same number: an eventfd with count 0 is not readable.
+    unique_fd tmp(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    ASSERT_TRUE(tmp);
+    if (tmp.get() == reused_number) {  // usually: the lowest free number is the one freed
+      replacement = std::move(tmp);
+    } else {
+      ASSERT_EQ(::dup3(tmp.get(), reused_number, O_CLOEXEC), reused_number);
+      replacement.reset(reused_number);
+    }
+    wf = loop.watch(replacement.get(), io_read, fresh);
+  };
+  ha.fn = [&](std::uint32_t) { close_other(b0, wb); };
+  hb.fn = [&](std::uint32_t) { close_other(a0, wa); };
+  wa = loop.watch(a0.get(), io_read, ha);
+  wb = loop.watch(b0.get(), io_read, hb);
+  std::this_thread::sleep_for(5ms);
+  loop.run_once(100ms);
+  EXPECT_EQ(ha.calls + hb.calls, 1) << "the closed watch got its queued event";
+  EXPECT_EQ(fresh.calls, 0) << "phantom event delivered to the reused descriptor number";
+  ASSERT_TRUE(replaced);
+  for (int i = 0; i < 3; ++i)
+    loop.run_once(5ms);
+  EXPECT_EQ(fresh.calls, 0) << "phantom event on a later turn";
+  // A real event on the new descriptor does arrive.
+  std::uint64_t one = 1;
+  ASSERT_EQ(::write(replacement.get(), &one, sizeof one), 8);
+  for (int i = 0; i < 20 && fresh.calls == 0; ++i)
+    loop.run_once(10ms);
+  EXPECT_GE(fresh.calls, 1);
+  EXPECT_TRUE(fresh.last & io_read);
+  loop.unwatch(wf);
+  if (a0) loop.unwatch(wa);
+  if (b0) loop.unwatch(wb);
+}
+
+TEST_P(loop_test, descriptors_above_fd_setsize_are_refused_only_by_select) {
+  test::fd_leak_guard guard;
+  auto limit = raise_nofile_limit(2048);
+  if (limit.soft <= FD_SETSIZE + 10) GTEST_SKIP() << "RLIMIT_NOFILE too low: " << limit.soft;
+  event_loop loop(GetParam());
+  unique_fd low(::eventfd(0, EFD_CLOEXEC));
+  constexpr int high_number = FD_SETSIZE + 6;
+  ASSERT_EQ(::dup3(low.get(), high_number, O_CLOEXEC), high_number);
+  unique_fd high(high_number);
+  counting_handler h;
+  if (loop.io_backend().max_fd() >= 0 && loop.io_backend().max_fd() < high_number) {
+    try {
+      loop.watch(high.get(), io_read, h);
+      FAIL() << GetParam() << " accepted fd " << high_number;
+    } catch (const sys_error& e) {
+      EXPECT_EQ(e.errno_value(), EINVAL);
+      EXPECT_THAT(e.what(), HasSubstr("fd " + std::to_string(high_number)));
+      EXPECT_THAT(e.what(), HasSubstr(std::to_string(FD_SETSIZE - 1)));
+      EXPECT_THAT(e.what(), HasSubstr(GetParam()));
+    }
+    // The refusal left the loop usable.
+    auto id = loop.watch(low.get(), io_read, h);
+    loop.unwatch(id);
+  } else {
+    EXPECT_NE(GetParam(), "select");
+    auto id = loop.watch(high.get(), io_read, h);
+    std::uint64_t one = 1;
+    ASSERT_EQ(::write(high.get(), &one, sizeof one), 8);
+    for (int i = 0; i < 20 && h.calls == 0; ++i)
+      loop.run_once(10ms);
+    EXPECT_EQ(h.calls, 1);
+    loop.unwatch(id);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(all, loop_test, test::every_backend(), test::param_name{});
+
+}  // namespace
+}  // namespace netkit
