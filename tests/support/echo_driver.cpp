@@ -156,11 +156,11 @@ void do_read(client& c, clock::time_point start) {
         r.mismatch_at = r.received + k;
         std::size_t from = k >= 8 ? static_cast<std::size_t>(k) - 8 : 0;
         std::size_t len = std::min<std::size_t>(32, static_cast<std::size_t>(n) - from);
-        std::vector<std::byte> want;
+        std::vector<std::byte> expected;
         for (std::size_t j = 0; j < len && r.received + from + j < plan.total(); ++j)
-          want.push_back(expected_at(plan, r.received + from + j));
+          expected.push_back(expected_at(plan, r.received + from + j));
         r.mismatch_detail = fmt::format("from byte {}: expected '{}', got '{}'", r.received + from,
-                                        printable(want), printable(std::span(buf + from, len)));
+                                        printable(expected), printable(std::span(buf + from, len)));
         c.done = true;
         c.fd.reset();
         return;
