@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include <fmt/format.h>
@@ -20,7 +21,8 @@ void* map_anonymous(std::size_t bytes, std::string_view what) {
 }
 }  // namespace
 
-uring_buffer_ring::uring_buffer_ring(uring_backend& backend, unsigned count, std::size_t size)
+uring_buffer_ring::uring_buffer_ring(uring_backend& backend, unsigned count, std::size_t size,
+                                     unsigned initial)
     : backend_(backend), count_(count), size_(size), group_(backend.allocate_buffer_group()) {
   if (count == 0 || count > 32768 || (count & (count - 1)) != 0)
     throw usage_error(
@@ -46,11 +48,32 @@ uring_buffer_ring::uring_buffer_ring(uring_backend& backend, unsigned count, std
                     "(provided-buffer rings need Linux 5.19 or later; use --model epoll instead)");
   }
   io_uring_buf_ring_init(ring_);
+  posted_ = 0;
+  const unsigned first = std::clamp(initial, 1u, count);
   const int mask = io_uring_buf_ring_mask(count);
-  for (unsigned id = 0; id < count; ++id)
+  for (unsigned id = 0; id < first; ++id)
     io_uring_buf_ring_add(ring_, buffers_ + std::size_t{id} * size, static_cast<unsigned>(size),
                           static_cast<unsigned short>(id), mask, static_cast<int>(id));
-  io_uring_buf_ring_advance(ring_, static_cast<int>(count));
+  io_uring_buf_ring_advance(ring_, static_cast<int>(first));
+  posted_ = first;
+}
+
+bool uring_buffer_ring::grow() noexcept {
+  if (posted_ == count_) return false;
+  const unsigned more = std::min(posted_, count_ - posted_);
+  const int mask = io_uring_buf_ring_mask(count_);
+  for (unsigned i = 0; i < more; ++i) {
+    const unsigned id = posted_ + i;
+    io_uring_buf_ring_add(ring_, buffers_ + std::size_t{id} * size_, static_cast<unsigned>(size_),
+                          static_cast<unsigned short>(id), mask, static_cast<int>(i));
+  }
+  io_uring_buf_ring_advance(ring_, static_cast<int>(more));
+  posted_ += more;
+  return true;
+}
+
+void uring_buffer_ring::trim() noexcept {
+  ::madvise(buffers_, std::size_t{posted_} * size_, MADV_DONTNEED);
 }
 
 uring_buffer_ring::~uring_buffer_ring() {

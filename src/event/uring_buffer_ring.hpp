@@ -17,9 +17,10 @@ namespace netkit::detail {
 // destruction: no operation using it may still be in flight.
 class uring_buffer_ring {
  public:
-  // count: a power of two up to 32768. Throws sys_error when the kernel has no buffer
-  // rings (before Linux 5.19).
-  uring_buffer_ring(uring_backend& backend, unsigned count, std::size_t size);
+  // count: a power of two up to 32768; the first `initial` buffers are handed to the
+  // kernel now, the rest by grow(). Throws sys_error when the kernel has no buffer rings
+  // (before Linux 5.19).
+  uring_buffer_ring(uring_backend& backend, unsigned count, std::size_t size, unsigned initial);
   ~uring_buffer_ring();
   uring_buffer_ring(const uring_buffer_ring&) = delete;
   uring_buffer_ring& operator=(const uring_buffer_ring&) = delete;
@@ -31,14 +32,25 @@ class uring_buffer_ring {
   std::span<const std::byte> data(unsigned id, std::size_t length) const noexcept {
     return {buffers_ + std::size_t{id} * size_, length};
   }
+  unsigned posted() const noexcept { return posted_; }
   // Gives buffer `id` back to the kernel.
   void recycle(unsigned id) noexcept;
+  // Hands more buffers to the kernel (doubling, up to count()) after it ran out; false if
+  // all of them already are. The kernel takes buffers in ring order, so every buffer it
+  // holds gets touched: posting only as many as the load needs keeps the resident
+  // memory at the peak demand, not at count() x size.
+  bool grow() noexcept;
+  // Returns the buffers' pages to the kernel (they read back as zeros, and are refilled
+  // by the next recv). Only while no buffer holds undelivered data and the kernel cannot
+  // write one: the caller guarantees both (see uring_server::trim_memory).
+  void trim() noexcept;
 
  private:
   uring_backend& backend_;
   unsigned count_;
   std::size_t size_;
   std::uint16_t group_;
+  unsigned posted_ = 0;
   io_uring_buf_ring* ring_ = nullptr;
   std::size_t ring_bytes_ = 0;
   std::byte* buffers_ = nullptr;

@@ -1,6 +1,7 @@
 #include "net/uring_acceptor.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -13,6 +14,9 @@ namespace netkit::detail {
 
 namespace {
 constexpr unsigned op_accept = 1;
+// Out of descriptors with an empty backlog: a multishot accept would fail at once (the
+// kernel reserves the descriptor before it waits), so wait for a connection with a poll.
+constexpr unsigned op_poll = 2;
 constexpr auto accept_pause = std::chrono::milliseconds(100);
 // Pending connections shed per out-of-descriptors completion before the accept is
 // re-armed (the next failure brings us back): bounds one turn's work.
@@ -46,7 +50,7 @@ void uring_acceptor::close() noexcept {
   if (in_flight_) {
     try {
       auto* sqe = ring_.sqe();
-      io_uring_prep_cancel64(sqe, uring_backend::user_data(this, op_accept), 0);
+      io_uring_prep_cancel64(sqe, uring_backend::user_data(this, armed_op_), 0);
       uring_backend::target(sqe, nullptr, 0);
     } catch (const std::exception& e) {
       log(log_level::error, "cancel accept on {}: {}", local_.to_uri(), e.what());
@@ -63,10 +67,24 @@ void uring_acceptor::arm() {
                                  SOCK_NONBLOCK | SOCK_CLOEXEC);
   uring_backend::target(sqe, this, op_accept);
   in_flight_ = true;
+  armed_op_ = op_accept;
 }
 
-void uring_acceptor::on_completion(unsigned, int result, std::uint32_t flags) {
+void uring_acceptor::wait_for_connection() {
+  auto* sqe = ring_.sqe();
+  io_uring_prep_poll_add(sqe, listen_fd_.get(), POLLIN);
+  uring_backend::target(sqe, this, op_poll);
+  in_flight_ = true;
+  armed_op_ = op_poll;
+}
+
+void uring_acceptor::on_completion(unsigned op, int result, std::uint32_t flags) {
   if (!(flags & IORING_CQE_F_MORE)) in_flight_ = false;
+  if (op == op_poll) {
+    // A connection is waiting (or the poll failed/was cancelled): try accepting again.
+    if (listen_fd_ && !resume_timer_ && !in_flight_) arm();
+    return;
+  }
   if (result >= 0) {
     unique_fd fd(result);
     if (!listen_fd_) return;  // raced with close(): closing it refuses the connection
@@ -85,6 +103,8 @@ void uring_acceptor::on_completion(unsigned, int result, std::uint32_t flags) {
     if (err == ECANCELED || !listen_fd_) return;
     if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
       if (!out_of_descriptors()) return;
+      if (!in_flight_ && listen_fd_) wait_for_connection();
+      return;
     } else if (!is_transient_accept_error(err) && err != EINTR && err != EAGAIN) {
       log(log_level::error, "accept {}: {}; pausing accepts for {} ms", local_.to_uri(),
           errno_text(err), accept_pause.count());
@@ -134,7 +154,7 @@ void uring_acceptor::pause() {
   // A multishot accept still in flight would keep failing: end it, re-arm on resume.
   if (in_flight_) {
     auto* sqe = ring_.sqe();
-    io_uring_prep_cancel64(sqe, uring_backend::user_data(this, op_accept), 0);
+    io_uring_prep_cancel64(sqe, uring_backend::user_data(this, armed_op_), 0);
     uring_backend::target(sqe, nullptr, 0);
   }
   resume_timer_ = loop_.run_after(accept_pause, [this] {

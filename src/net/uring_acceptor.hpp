@@ -2,9 +2,11 @@
 // a single submission yields a completion per connection until the kernel ends it (no
 // IORING_CQE_F_MORE), when it is submitted again.
 // Descriptor exhaustion: a multishot accept ends with -EMFILE/-ENFILE. We then shed the
-// oldest pending connection with the spare-descriptor trick (see acceptor.hpp) and
-// re-arm, or, when even that is impossible, pause accepting for a moment: each failure
-// costs one completion per waiting connection or per pause, never a spin.
+// oldest pending connection with the spare-descriptor trick (see acceptor.hpp) and then
+// wait for the next connection with a poll request, not the accept: the kernel reserves a
+// descriptor before it waits, so an accept re-armed while out of descriptors fails at once,
+// forever. When even shedding is impossible, accepting pauses for a moment. Each failure
+// costs a few completions per waiting connection or per pause, never a spin.
 #pragma once
 
 #include <functional>
@@ -38,6 +40,7 @@ class uring_acceptor final : public completion_handler {
  private:
   enum class shed_result { shed, backlog_empty, stuck };
   void arm();
+  void wait_for_connection();
   // Handles -EMFILE & co; returns false when accepting is paused.
   bool out_of_descriptors();
   shed_result shed_one();
@@ -49,7 +52,8 @@ class uring_acceptor final : public completion_handler {
   unique_fd listen_fd_;
   unique_fd spare_fd_;
   accept_fn on_accept_;
-  bool in_flight_ = false;
+  bool in_flight_ = false;  // the accept, or the poll that replaces it while out of fds
+  unsigned armed_op_ = 0;
   std::uint64_t shed_ = 0;
   timer_id resume_timer_ = 0;
 };

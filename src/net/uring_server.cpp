@@ -27,11 +27,13 @@ constexpr unsigned op_recv = 1;
 constexpr unsigned op_send = 2;
 
 // Provided receive buffers, shared by all connections. 16 KiB takes a typical burst in
-// one completion; 1024 of them (16 MiB of address space, touched only as used) cover a
-// turn in which every one of ~1000 busy connections completes a recv before we return
-// any buffer. Fewer buffers only cost ENOBUFS re-arms, never data.
-// NETKIT_URING_RECV_BUFFERS=COUNT[xSIZE] overrides (tests use a tiny ring).
+// one completion; up to 1024 of them (16 MiB of address space) cover a turn in which
+// every one of ~1000 busy connections completes a recv before we return any buffer. The
+// ring starts with initial_buffers and doubles on each shortage, so resident memory follows
+// the peak load. A shortage only costs an ENOBUFS re-arm, never data.
+// NETKIT_URING_RECV_BUFFERS=COUNT[xSIZE] overrides the maximum (tests use a tiny ring).
 constexpr unsigned default_buffer_count = 1024;
+constexpr unsigned initial_buffers = 32;
 constexpr std::size_t default_buffer_size = 16 * 1024;
 
 // Output buffers kept for reuse between connections: steady request/response traffic
@@ -39,6 +41,10 @@ constexpr std::size_t default_buffer_size = 16 * 1024;
 constexpr std::size_t max_spare_buffer = 1 << 20;
 constexpr std::size_t max_spare_bytes = 16 << 20;
 constexpr std::size_t max_spare_count = 4096;
+// After this long without input (or when the last connection closes), the pages of the
+// receive buffers and the spare output buffers go back to the kernel: memory follows the
+// load, and a quiet server holds only its connections' objects.
+constexpr auto quiet_period = std::chrono::seconds(1);
 
 // How long the destructor waits for the kernel to hand back every operation.
 constexpr auto teardown_limit = std::chrono::seconds(5);
@@ -318,7 +324,7 @@ uring_server::uring_server(event_loop& loop, server_options options, server_hand
       options_(std::move(options)),
       handler_(std::move(handler)),
       encoder_(make_encoder(options_.codec)),
-      buffers_(ring_, ring_config_from_env().count, ring_config_from_env().size),
+      buffers_(ring_, ring_config_from_env().count, ring_config_from_env().size, initial_buffers),
       acceptor_(
           loop, ring_, options_.listen, options_.listening,
           [this](unique_fd fd, endpoint peer) { on_accept(std::move(fd), std::move(peer)); }) {
@@ -326,12 +332,21 @@ uring_server::uring_server(event_loop& loop, server_options options, server_hand
     auto period = std::max(options_.idle_timeout / 4, std::chrono::milliseconds(20));
     idle_timer_ = loop_.run_every(period, [this] { sweep_idle(); });
   }
+  trim_timer_ = loop_.run_every(quiet_period, [this] {
+    if (stats_.bytes_in != bytes_in_at_trim_) {
+      bytes_in_at_trim_ = stats_.bytes_in;
+      trimmed_ = false;
+    } else if (!trimmed_) {
+      trim_memory();
+    }
+  });
 }
 
 uring_server::~uring_server() {
   destroying_ = true;
   if (idle_timer_) loop_.cancel(idle_timer_);
   if (drain_timer_) loop_.cancel(drain_timer_);
+  if (trim_timer_) loop_.cancel(trim_timer_);
   acceptor_.close();
   for (auto& s : slots_)
     if (s.conn) s.conn->force_close(close_reason::server_stopping);
@@ -403,6 +418,10 @@ void uring_server::release(uring_connection& c, close_reason why) {
   auto& s = slots_[c.id().slot];
   ++s.generation;
   free_slots_.push_back(c.id().slot);
+  if (stats_.open == 0 && !destroying_ && !trimmed_) {
+    trimmed_ = true;  // at most one pending trim
+    loop_.defer([this] { trim_memory(); });
+  }
   auto owned = std::move(s.conn);
   if (c.in_flight()) {
     c.zombie_index = zombies_.size();
@@ -430,17 +449,21 @@ void uring_server::bury(std::unique_ptr<uring_connection> c) {
 
 void uring_server::starved(uring_connection& c) {
   if (destroying_) return;
-  ++buffer_shortages_;
-  if (buffer_shortages_ == 1 || buffer_shortages_ % 10000 == 0)
-    log(buffer_shortages_ == 1 ? log_level::info : log_level::debug,
-        "io_uring receive buffers exhausted ({} x {} bytes; {} times so far): reads resume as "
-        "buffers return",
-        buffers_.count(), buffers_.buffer_size(), buffer_shortages_);
   if (starved_.empty()) loop_.defer([this] { retry_starved(); });
   starved_.push_back(c.id());
 }
 
 void uring_server::retry_starved() {
+  // Once per turn that ran dry, however many recvs did: the ring doubles at most once.
+  if (buffers_.grow()) {
+    log(log_level::debug, "io_uring receive buffers: {} of {} now in the ring", buffers_.posted(),
+        buffers_.count());
+  } else if (++buffer_shortages_ == 1 || buffer_shortages_ % 10000 == 0) {
+    log(buffer_shortages_ == 1 ? log_level::info : log_level::debug,
+        "io_uring receive buffers exhausted ({} x {} bytes; {} turns so far): reads resume as "
+        "buffers return",
+        buffers_.count(), buffers_.buffer_size(), buffer_shortages_);
+  }
   starved_running_.clear();
   starved_running_.swap(starved_);
   for (auto id : starved_running_)
@@ -468,6 +491,17 @@ void uring_server::give_buffer(std::vector<std::byte>& v) noexcept {
     }
   }
   std::vector<std::byte>().swap(v);
+}
+
+void uring_server::trim_memory() {
+  trimmed_ = true;
+  std::vector<std::vector<std::byte>>().swap(spare_buffers_);
+  spare_bytes_ = 0;
+  // Without DEFER_TASKRUN the kernel may fill a buffer at any moment; with it, only while
+  // this thread is inside io_uring_enter. An empty completion queue means every filled
+  // buffer has been delivered and handed back, so none holds data.
+  if ((ring_.setup_flags() & IORING_SETUP_DEFER_TASKRUN) && io_uring_cq_ready(&ring_.ring()) == 0)
+    buffers_.trim();
 }
 
 connection* uring_server::find(conn_id id) noexcept {

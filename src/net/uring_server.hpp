@@ -99,6 +99,8 @@ class uring_server final : public stream_server {
   void starved(uring_connection& c);
   void retry_starved();
   void sweep_idle();
+  // Gives receive-buffer pages and spare output buffers back when the server goes quiet.
+  void trim_memory();
   // Output buffers are recycled between connections so steady traffic does not allocate.
   std::vector<std::byte> take_buffer();
   void give_buffer(std::vector<std::byte>& v) noexcept;
@@ -128,6 +130,10 @@ class uring_server final : public stream_server {
   bool destroying_ = false;
   timer_id idle_timer_ = 0;
   timer_id drain_timer_ = 0;
+  timer_id trim_timer_ = 0;
+  std::uint64_t bytes_in_at_trim_ = 0;
+  bool trimmed_ = false;
+  bool trim_scheduled_ = false;
 };
 
 }  // namespace netkit::detail
