@@ -222,7 +222,9 @@ TEST(FdPass, NoLeakAfterTenThousandPasses) {
     ASSERT_TRUE(send_fds(a.get(), {&raw, 1}).ok());
     auto m = recv_fds(b.get(), 1);
     ASSERT_EQ(m.fds.size(), 1u);
-    if (i % 1000 == 0) EXPECT_TRUE(same_file(m.fds[0].get(), raw));
+    if (i % 1000 == 0) {
+      EXPECT_TRUE(same_file(m.fds[0].get(), raw));
+    }
   }
   EXPECT_EQ(open_fd_count(), before);
 }

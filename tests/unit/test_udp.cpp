@@ -229,7 +229,9 @@ TEST_P(DgramEcho, EchoesEverySizeIncludingEmpty) {
     ASSERT_TRUE(r.ok()) << size << ": " << errno_text(r.err);
     EXPECT_FALSE(r.truncated);
     ASSERT_EQ(r.n, static_cast<ssize_t>(size));
-    if (size > 0) EXPECT_EQ(std::memcmp(buf.data(), data.data(), size), 0);
+    if (size > 0) {
+      EXPECT_EQ(std::memcmp(buf.data(), data.data(), size), 0);
+    }
   }
   // Many in a row: all served, in order on loopback.
   for (int i = 0; i < 200; ++i) {
