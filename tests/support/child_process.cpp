@@ -11,11 +11,14 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <string_view>
 #include <thread>
 
 #include <fmt/format.h>
 
 #include "netkit/error.hpp"
+
+extern char** environ;
 
 namespace netkit::test {
 
@@ -52,6 +55,19 @@ child_process::child_process(const child_options& options) {
   for (const auto& a : options.argv)
     argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
+  std::vector<std::string> env_storage;
+  for (char** e = environ; *e; ++e) {
+    std::string_view entry(*e);
+    bool replaced = false;
+    for (const auto& add : options.env)
+      if (entry.substr(0, entry.find('=') + 1) == add.substr(0, add.find('=') + 1)) replaced = true;
+    if (!replaced) env_storage.emplace_back(entry);
+  }
+  env_storage.insert(env_storage.end(), options.env.begin(), options.env.end());
+  std::vector<char*> envp;
+  for (auto& e : env_storage)
+    envp.push_back(e.data());
+  envp.push_back(nullptr);
   rlimit limit{};
   if (options.nofile_limit) limit = {*options.nofile_limit, *options.nofile_limit};
 
@@ -77,7 +93,7 @@ child_process::child_process(const child_options& options) {
       [[maybe_unused]] auto n = ::write(STDERR_FILENO, msg, sizeof msg - 1);
       ::_exit(126);
     }
-    ::execv(argv[0], argv.data());
+    ::execve(argv[0], argv.data(), envp.data());
     static const char msg[] = "child_process: execv failed\n";
     [[maybe_unused]] auto n = ::write(STDERR_FILENO, msg, sizeof msg - 1);
     ::_exit(127);

@@ -20,6 +20,8 @@ struct child_options {
   std::vector<std::string> argv;  // argv[0] is the program path (execv, no PATH lookup)
   // Applied (soft and hard) in the child before exec.
   std::optional<rlim_t> nofile_limit;
+  // "NAME=VALUE" entries added to (or replacing) the inherited environment.
+  std::vector<std::string> env;
 };
 
 // How a child ended.

@@ -34,6 +34,7 @@ child_options make_options(const server_config& c) {
     o.argv.push_back(a);
   o.argv.insert(o.argv.end(), c.extra_args.begin(), c.extra_args.end());
   o.nofile_limit = c.nofile_limit;
+  o.env = c.env;
   return o;
 }
 
@@ -104,6 +105,12 @@ int process_fd_count(pid_t pid) {
 
 proc_sample sample_process(pid_t pid) {
   return {process_cpu_time(pid), process_rss_kib(pid), process_fd_count(pid)};
+}
+
+std::string sanitizer_options(const char* variable, const std::string& extra) {
+  const char* inherited = std::getenv(variable);
+  return fmt::format("{}={}{}{}", variable, inherited ? inherited : "",
+                     inherited && *inherited ? ":" : "", extra);
 }
 
 child_options echo_server_command(const std::vector<std::string>& args) {

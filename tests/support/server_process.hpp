@@ -19,6 +19,7 @@ struct server_config {
   std::string listen = "tcp://127.0.0.1:0";
   std::vector<std::string> extra_args;  // e.g. {"--max-conns", "10"}
   std::optional<rlim_t> nofile_limit;   // soft = hard, set before exec
+  std::vector<std::string> env;         // "NAME=VALUE" for the server's environment
   // Run the server under this command (e.g. {"/usr/bin/strace", "-f", ...}); the
   // server itself is then the wrapper's child, and pid() names the server, not the wrapper.
   std::vector<std::string> wrapper;
@@ -77,6 +78,9 @@ class server_process {
   std::string uri_;
   endpoint local_;
 };
+
+// "ASAN_OPTIONS=<inherited>:<extra>" (later options win), for a child's env.
+std::string sanitizer_options(const char* variable, const std::string& extra);
 
 // Starts `netkit echo-server` with `args` after the subcommand (no port-0 parsing), for
 // tests of its command-line failures.
