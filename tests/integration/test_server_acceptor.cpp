@@ -126,6 +126,10 @@ TEST_P(acceptor_test, emfile_sheds_without_spinning_and_recovers) {
 // path meets EAGAIN and stops: no reopen/accept ping-pong, a few syscalls per wakeup.
 TEST_P(acceptor_test, injected_emfile_with_empty_backlog_does_not_ping_pong) {
   if (::access(strace_path, X_OK) != 0) GTEST_SKIP() << strace_path << " not installed";
+  if (is_completion_backend(GetParam()))
+    GTEST_SKIP() << GetParam()
+                 << " accepts through io_uring operations, not accept4(2): "
+                    "strace cannot inject accept errors into it";
   fd_leak_guard guard;
   char trace_path[] = "/tmp/netkit-test-strace-XXXXXX";
   unique_fd trace_fd(::mkstemp(trace_path));
@@ -169,6 +173,10 @@ TEST_P(acceptor_test, injected_emfile_with_empty_backlog_does_not_ping_pong) {
 // served.
 TEST_P(acceptor_test, transient_accept_errors_keep_the_listener_armed) {
   if (::access(strace_path, X_OK) != 0) GTEST_SKIP() << strace_path << " not installed";
+  if (is_completion_backend(GetParam()))
+    GTEST_SKIP() << GetParam()
+                 << " accepts through io_uring operations, not accept4(2): "
+                    "strace cannot inject accept errors into it";
   fd_leak_guard guard;
   char trace_path[] = "/tmp/netkit-test-strace-XXXXXX";
   unique_fd trace_fd(::mkstemp(trace_path));

@@ -26,6 +26,11 @@ std::optional<std::string> backend_problem(const std::string& name) {
   return "not listed by netkit::list_backends()";
 }
 
+bool is_completion_backend(const std::string& name) {
+  if (backend_problem(name)) return false;
+  return make_backend(name)->as_uring() != nullptr;
+}
+
 std::vector<std::string> codec_names() {
   return {"raw", "line", "crlf", "fixed:24", "length", "length16"};
 }

@@ -22,6 +22,11 @@ std::vector<std::string> backend_names();
 // Why `name` cannot run on this kernel, or nullopt when it can.
 std::optional<std::string> backend_problem(const std::string& name);
 
+// True for completion backends (io_uring): their server submits accept/recv/send as
+// operations, so syscall-level injection (strace on accept4, a send(2) interposer) does
+// not reach them.
+bool is_completion_backend(const std::string& name);
+
 // The codecs the echo suites cover.
 std::vector<std::string> codec_names();
 
