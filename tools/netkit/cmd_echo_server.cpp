@@ -1,8 +1,11 @@
+#include <signal.h>
+
 #include <fmt/format.h>
 
 #include "commands.hpp"
 #include "netkit/error.hpp"
 #include "netkit/log.hpp"
+#include "netkit/net/multi_reactor.hpp"
 #include "netkit/net/stream_server.hpp"
 #include "netkit/process.hpp"
 
@@ -19,6 +22,7 @@ struct echo_server_args {
   std::size_t high_water = 1 << 20;
   std::size_t hard_limit = 16 << 20;
   bool reuse_port = false;
+  std::size_t threads = 1;
   bool list_models = false;
   bool verbose = false;
 };
@@ -28,6 +32,35 @@ void list_models() {
   for (const auto& b : list_backends())
     fmt::print("  {:<10} {:<13} {}{}\n", b.name, b.available ? "available" : "UNAVAILABLE",
                b.description, b.available ? "" : fmt::format(" [{}]", b.problem));
+}
+
+void log_totals(int sig, const server_stats& st) {
+  log(log_level::info,
+      "stopped by signal {}: {} connections served, {} refused, {} shed, {} protocol errors, "
+      "{} bytes in, {} bytes out",
+      sig, st.accepted, st.refused, st.shed, st.protocol_errors, st.bytes_in, st.bytes_out);
+}
+
+// --threads N: N reactors on one SO_REUSEPORT port. The stop signals are blocked in every
+// thread and taken synchronously here, so no reactor thread is interrupted by them.
+int run_multi(const echo_server_args& args, const server_options& options,
+              const server_handler& echo, const nofile_limit& limit) {
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  multi_reactor reactors(args.threads, args.model, options, echo);
+  fmt::print("listening on {} model={} codec={} threads={} nofile={}/{}\n",
+             reactors.local().to_uri(), args.model, options.codec.to_string(), reactors.size(),
+             limit.soft, limit.hard);
+  std::fflush(stdout);
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  reactors.stop();
+  reactors.join();
+  log_totals(sig, reactors.totals());
+  return 0;
 }
 
 int run(const echo_server_args& args) {
@@ -47,19 +80,17 @@ int run(const echo_server_args& args) {
   options.hard_limit = std::max(args.hard_limit, args.high_water);
   options.listening.reuse_port = args.reuse_port;
 
-  event_loop loop(args.model);
   server_handler echo;
   echo.on_message = [](connection& c, std::span<const std::byte> message) { c.send(message); };
+  if (args.threads > 1) return run_multi(args, options, echo, limit);
+
+  event_loop loop(args.model);
   auto server = make_stream_server(loop, options, std::move(echo));
   fmt::print("listening on {} model={} codec={} nofile={}/{}\n", server->local().to_uri(),
              loop.io_backend().name(), options.codec.to_string(), limit.soft, limit.hard);
   std::fflush(stdout);
   int sig = run_until_signal(loop, *server);
-  const auto& st = server->stats();
-  log(log_level::info,
-      "stopped by signal {}: {} connections served, {} refused, {} shed, {} protocol errors, "
-      "{} bytes in, {} bytes out",
-      sig, st.accepted, st.refused, st.shed, st.protocol_errors, st.bytes_in, st.bytes_out);
+  log_totals(sig, server->stats());
   return 0;
 }
 
@@ -93,6 +124,11 @@ void add_echo_server(CLI::App& app) {
   cmd->add_option("--hard-limit", args.hard_limit,
                   "Close a client whose unsent output exceeds this many bytes")
       ->capture_default_str();
+  cmd->add_option("--threads,-t", args.threads,
+                  "Multi-reactor: this many event loops, one per thread, each with its own "
+                  "SO_REUSEPORT listener on the same port")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
   cmd->add_flag("--reuse-port", args.reuse_port, "Set SO_REUSEPORT (several servers, one port)");
   cmd->add_flag("--list-models", args.list_models,
                 "List the I/O models and whether this kernel supports each");

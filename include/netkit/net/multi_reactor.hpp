@@ -1,0 +1,58 @@
+// N event loops, one per thread, each with its own SO_REUSEPORT listener on the same
+// address: the kernel spreads incoming connections across them, and no connection ever
+// moves between threads (one loop owns it for life). The muduo/seastar shape, with the
+// kernel as the load balancer instead of a dispatcher thread.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "netkit/net/stream_server.hpp"
+
+namespace netkit {
+
+class multi_reactor {
+ public:
+  // Binds every listener before returning (throws sys_error naming the endpoint);
+  // port 0 is resolved by the first one and shared by the rest.
+  multi_reactor(std::size_t threads, std::string model, server_options options,
+                server_handler handler);
+  ~multi_reactor();  // stops and joins every thread
+  multi_reactor(const multi_reactor&) = delete;
+  multi_reactor& operator=(const multi_reactor&) = delete;
+
+  const endpoint& local() const noexcept { return local_; }
+  std::size_t size() const noexcept { return reactors_.size(); }
+
+  // Safe from any thread. Each reactor stops accepting, drains, closes and its thread
+  // exits; join() waits for all of them.
+  void stop() noexcept;
+  void join();
+
+  // Reactor i's loop and server, for posting work (event_loop::post is thread-safe;
+  // the server must only be touched on its loop's thread).
+  event_loop& loop(std::size_t i) noexcept { return *reactors_[i]->loop; }
+  stream_server& server(std::size_t i) noexcept { return *reactors_[i]->server; }
+
+  // Totals, read after join().
+  server_stats totals() const;
+
+ private:
+  struct reactor {
+    std::unique_ptr<event_loop> loop;
+    std::unique_ptr<stream_server> server;
+    std::thread thread;
+  };
+  endpoint local_;
+  std::vector<std::unique_ptr<reactor>> reactors_;
+};
+
+// Queues `message` on connection `id` of `server` from any thread: the send runs on the
+// loop's thread, and is dropped if the connection has closed by then.
+void post_send(event_loop& loop, stream_server& server, conn_id id, std::vector<std::byte> message);
+// Closes connection `id` from any thread (a no-op if it has already closed).
+void post_close(event_loop& loop, stream_server& server, conn_id id);
+
+}  // namespace netkit
