@@ -25,8 +25,11 @@ class sys_error : public std::system_error {
   const std::string& operation() const noexcept { return operation_; }
   const std::string& subject() const noexcept { return subject_; }
   int errno_value() const noexcept { return code().value(); }
+  // Our message alone: std::system_error would append strerror's text a second time.
+  const char* what() const noexcept override { return message_.c_str(); }
 
  private:
+  std::string message_;
   std::string operation_;
   std::string subject_;
 };

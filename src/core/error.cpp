@@ -25,7 +25,8 @@ std::string describe(int err, std::string_view operation, std::string_view subje
 }  // namespace
 
 sys_error::sys_error(int err, std::string_view operation, std::string_view subject)
-    : std::system_error(err, std::generic_category(), describe(err, operation, subject)),
+    : std::system_error(err, std::generic_category()),
+      message_(describe(err, operation, subject)),
       operation_(operation),
       subject_(subject) {}
 

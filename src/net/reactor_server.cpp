@@ -1,4 +1,5 @@
 #include "net/reactor_server.hpp"
+#include "net/peer_description.hpp"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -44,10 +45,10 @@ void reactor_connection::on_io(std::uint32_t events) {
     handle_write();
     if (state_ == state::closed) return;
   }
-  if (events & io_read) handle_read();
+  if (events & io_read) handle_read(events);
 }
 
-void reactor_connection::handle_read() {
+void reactor_connection::handle_read(std::uint32_t events) {
   auto& loop = server_.loop_;
   std::byte* scratch = server_.read_scratch_.get();
   for (int i = 0; i < reads_per_event; ++i) {
@@ -89,14 +90,16 @@ void reactor_connection::handle_read() {
     }
     flush_batch();
     if (state_ != state::open || reading_paused_) return;
-    // Level-triggered: a short read drained the socket, and whatever comes later (data,
-    // FIN, RST) is reported again. Edge-triggered: a FIN or RST that arrived with this
-    // very edge, behind the data just read, raises no new edge; stopping here would leave
-    // the connection open forever (a half-closed client would never get its EOF). So an
-    // edge-triggered reader goes on until EAGAIN, as epoll(7) says.
-    if (!loop.edge_triggered() && static_cast<std::size_t>(n) < read_scratch_size) return;
+    // A short read took everything the socket held. Whatever arrives later (data, FIN,
+    // RST) is reported again, level- or edge-triggered. The exception: a FIN or RST that
+    // came with this very report, behind the data just read, raises no new edge, so an
+    // edge-triggered reader that stopped here would never see its EOF. The backend marks
+    // such a report with io_hangup (EPOLLRDHUP/HUP/ERR); only then do we read on to
+    // EOF/EAGAIN, and the common case costs one recv per message, not two.
+    if (!(events & io_hangup) && static_cast<std::size_t>(n) < read_scratch_size) return;
   }
-  if (loop.edge_triggered()) loop.call_again(watch_, io_read);
+  // Budget spent: the edge-triggered backend will not report the rest (or a FIN behind it).
+  if (loop.edge_triggered()) loop.call_again(watch_, io_read | (events & io_hangup));
 }
 
 std::optional<std::size_t> reactor_connection::deliver(std::span<const std::byte> data) {
@@ -201,9 +204,10 @@ void reactor_connection::after_write() {
         output_.size());
   } else if (reading_paused_ && output_.size() <= opts.low_water) {
     reading_paused_ = false;
-    // Edge-triggered: the data that arrived while paused raises no new edge.
+    // Edge-triggered: the data (and a FIN) that arrived while paused raise no new edge,
+    // so read on to EOF/EAGAIN.
     if (server_.loop_.edge_triggered() && state_ == state::open)
-      server_.loop_.call_again(watch_, io_read);
+      server_.loop_.call_again(watch_, io_read | io_hangup);
   }
   update_interest();
 }
@@ -314,7 +318,7 @@ void reactor_server::on_accept(unique_fd fd, endpoint peer) {
   ++stats_.accepted;
   ++stats_.open;
   auto& c = *s.conn;
-  log(log_level::debug, "connected {} (fd {}, {} open)", c.peer().to_uri(), c.fd(), stats_.open);
+  log(log_level::debug, "connected {} (fd {}, {} open)", describe_peer(c), c.fd(), stats_.open);
   if (handler_.on_connect) handler_.on_connect(c);
 }
 

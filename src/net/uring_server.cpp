@@ -5,6 +5,7 @@
 // Submissions are only prepared here; the backend submits them all with its wait, so a
 // loop turn costs one io_uring_enter however many connections were served.
 #include "net/uring_server.hpp"
+#include "net/peer_description.hpp"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -401,7 +402,7 @@ void uring_server::on_accept(unique_fd fd, endpoint peer) {
   ++stats_.accepted;
   ++stats_.open;
   auto& c = *s.conn;
-  log(log_level::debug, "connected {} (fd {}, {} open)", c.peer().to_uri(), c.fd(), stats_.open);
+  log(log_level::debug, "connected {} (fd {}, {} open)", describe_peer(c), c.fd(), stats_.open);
   if (handler_.on_connect) handler_.on_connect(c);
 }
 

@@ -12,6 +12,7 @@
 #include "netkit/codec/codec.hpp"
 #include "netkit/error.hpp"
 #include "netkit/socket.hpp"
+#include "udp_echo.hpp"
 
 namespace netkit::cli {
 
@@ -24,6 +25,7 @@ struct echo_client_args {
   std::size_t size = 64;
   std::uint64_t seed = 1;
   double timeout = 10;
+  int retries = 3;
 };
 
 // Blocking request/response over one connection: writes one framed message, then reads
@@ -84,8 +86,18 @@ std::span<const std::byte> bytes_of(std::string_view s) {
 
 int run(const echo_client_args& args) {
   auto ep = endpoint::parse(args.connect);
-  auto spec = codec_spec::parse(args.codec);
   auto timeout = std::chrono::milliseconds(static_cast<long>(args.timeout * 1000));
+  if (!is_stream(ep.kind())) {
+    // Datagrams carry their own boundaries: no codec; sequence numbers instead.
+    servers::dgram_client_options dgram;
+    dgram.connect = ep;
+    dgram.count = args.count;
+    dgram.size = args.size;
+    dgram.timeout = timeout;
+    dgram.retries = args.retries;
+    return servers::run_dgram_echo_client(dgram);
+  }
+  auto spec = codec_spec::parse(args.codec);
   echo_session session(ep, spec, timeout);
 
   if (args.count == 0) {
@@ -132,8 +144,13 @@ void add_echo_client(CLI::App& app) {
       "Send framed messages to an echo server and check the echoes.\n"
       "Without --count: each stdin line is one message; the echo is printed.\n"
       "With --count N: N random messages of --size bytes are sent one at a time and every "
-      "echoed byte is verified; exits 1 on any mismatch.");
-  cmd->add_option("--connect,-c", args.connect, "Server address (tcp://, unix://)")
+      "echoed byte is verified; exits 1 on any mismatch.\n"
+      "udp:// and unix-dgram:// use a connected socket (ICMP errors are reported as 'no server "
+      "at URI'), sequence numbers, per-request timeouts and retries, and end with a summary of "
+      "lost, duplicated and reordered replies (exit 3 if some stayed unanswered, 2 if no "
+      "server).");
+  cmd->add_option("--connect,-c", args.connect,
+                  "Server address (tcp://, unix://, udp://, unix-dgram://)")
       ->capture_default_str();
   cmd->add_option("--codec", args.codec,
                   "Framing, as the server's: raw, line, crlf, fixed:N, length, length16")

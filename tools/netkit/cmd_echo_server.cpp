@@ -8,6 +8,8 @@
 #include "netkit/net/multi_reactor.hpp"
 #include "netkit/net/stream_server.hpp"
 #include "netkit/process.hpp"
+#include "netkit/unix_socket.hpp"
+#include "udp_echo.hpp"
 
 namespace netkit::cli {
 
@@ -23,15 +25,35 @@ struct echo_server_args {
   std::size_t hard_limit = 16 << 20;
   bool reuse_port = false;
   std::size_t threads = 1;
+  std::string mode;  // octal, for Unix socket files
+  std::size_t max_datagram = 65536;
+  bool model_given = false;
   bool list_models = false;
   bool verbose = false;
 };
+
+std::optional<mode_t> parse_mode(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  std::size_t end = 0;
+  unsigned long value = 0;
+  try {
+    value = std::stoul(text, &end, 8);
+  } catch (const std::exception&) {
+    end = 0;
+  }
+  if (end != text.size() || value > 07777)
+    throw usage_error(fmt::format("--mode '{}' is not an octal file mode such as 0660", text));
+  return static_cast<mode_t>(value);
+}
 
 void list_models() {
   fmt::print("stream models (tcp://, unix://):\n");
   for (const auto& b : list_backends())
     fmt::print("  {:<10} {:<13} {}{}\n", b.name, b.available ? "available" : "UNAVAILABLE",
                b.description, b.available ? "" : fmt::format(" [{}]", b.problem));
+  fmt::print("datagram models (udp://, unix-dgram://):\n");
+  for (auto m : servers::dgram_models())
+    fmt::print("  {:<10} available\n", m);
 }
 
 void log_totals(int sig, const server_stats& st) {
@@ -51,6 +73,9 @@ int run_multi(const echo_server_args& args, const server_options& options,
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   multi_reactor reactors(args.threads, args.model, options, echo);
+  unix_socket_file socket_file;
+  if (reactors.local().kind() == transport::unix_stream && !reactors.local().is_abstract())
+    socket_file = unix_socket_file(reactors.local());
   fmt::print("listening on {} model={} codec={} threads={} nofile={}/{}\n",
              reactors.local().to_uri(), args.model, options.codec.to_string(), reactors.size(),
              limit.soft, limit.hard);
@@ -69,9 +94,22 @@ int run(const echo_server_args& args) {
     return 0;
   }
   if (args.verbose) set_log_level(log_level::debug);
+  auto listen = endpoint::parse(args.listen);
+  auto unix_mode = parse_mode(args.mode);
+  if (!is_stream(listen.kind())) {
+    servers::dgram_server_options dgram;
+    dgram.listen = listen;
+    // The stream default would be wrong here: datagram servers are blocking by default.
+    dgram.model = args.model_given ? args.model : "blocking";
+    dgram.max_datagram = args.max_datagram;
+    dgram.verbose = args.verbose;
+    dgram.unix_mode = unix_mode;
+    return servers::run_dgram_echo_server(dgram);
+  }
   auto limit = raise_nofile_limit();
   server_options options;
-  options.listen = endpoint::parse(args.listen);
+  options.listen = listen;
+  options.listening.unix_mode = unix_mode;
   options.codec = codec_spec::parse(args.codec);
   options.max_connections = args.max_conns;
   options.idle_timeout = std::chrono::milliseconds(static_cast<long>(args.idle_timeout * 1000));
@@ -86,6 +124,12 @@ int run(const echo_server_args& args) {
 
   event_loop loop(args.model);
   auto server = make_stream_server(loop, options, std::move(echo));
+  // Removes the socket file on clean exit (only if it is still ours).
+  unix_socket_file socket_file;
+  if (server->local().kind() == transport::unix_stream && !server->local().is_abstract())
+    socket_file = unix_socket_file(server->local());
+  // Installed before the banner: a SIGTERM right after it must stop us cleanly.
+  loop.stop_on_signals({SIGINT, SIGTERM});
   fmt::print("listening on {} model={} codec={} nofile={}/{}\n", server->local().to_uri(),
              loop.io_backend().name(), options.codec.to_string(), limit.soft, limit.hard);
   std::fflush(stdout);
@@ -107,7 +151,17 @@ void add_echo_server(CLI::App& app) {
                   "Address to serve: tcp://HOST:PORT, tcp://[::1]:PORT, unix:///PATH, "
                   "unix://@NAME (port 0 picks a free port)")
       ->capture_default_str();
-  cmd->add_option("--model,-m", args.model, "I/O model (see --list-models)")->capture_default_str();
+  cmd->add_option("--model,-m", args.model,
+                  "I/O model (see --list-models); datagram URIs default to 'blocking'")
+      ->capture_default_str()
+      ->each([](const std::string&) { args.model_given = true; });
+  cmd->add_option("--mode", args.mode,
+                  "Octal mode of a Unix socket file, e.g. 0660 (default: from the umask); "
+                  "never more permissive than this from the moment the file exists");
+  cmd->add_option("--max-datagram", args.max_datagram,
+                  "Datagram receive buffer; a longer datagram is reported (MSG_TRUNC) and not "
+                  "echoed")
+      ->capture_default_str();
   cmd->add_option("--codec,-c", args.codec,
                   "Framing: raw, line, crlf, fixed:N, length, length16; optional ,max=BYTES")
       ->capture_default_str();
