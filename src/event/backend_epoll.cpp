@@ -60,6 +60,9 @@ void epoll_backend::wait(int timeout_ms, std::vector<ready_event>& out) {
     auto e = events_[i].events;
     if (e & (EPOLLIN | EPOLLRDHUP | EPOLLPRI)) got |= io_read;
     if (e & EPOLLOUT) got |= io_write;
+    // RDHUP too: an edge-triggered reader that stops at a short read must know that a FIN
+    // came with this edge, because no later edge will announce it.
+    if (e & EPOLLRDHUP) got |= io_hangup;
     if (e & (EPOLLHUP | EPOLLERR)) got |= io_hangup | io_read | io_write;
     out.push_back({events_[i].data.u64, got});
   }

@@ -50,6 +50,7 @@ std::uint32_t from_poll_mask(unsigned mask) noexcept {
   std::uint32_t got = 0;
   if (mask & (POLLIN | POLLRDHUP | POLLPRI)) got |= io_read;
   if (mask & POLLOUT) got |= io_write;
+  if (mask & POLLRDHUP) got |= io_hangup;  // as epoll: the peer's FIN came with this wake-up
   if (mask & (POLLHUP | POLLERR)) got |= io_hangup | io_read | io_write;
   return got;
 }

@@ -32,7 +32,7 @@ class reactor_connection final : public connection, public io_handler {
  private:
   enum class state { open, draining, closed };  // draining: no more reads, output flushing
 
-  void handle_read();
+  void handle_read(std::uint32_t events);
   // Decodes `data` and dispatches messages; returns bytes consumed, or nullopt after
   // closing the connection for a protocol or handler error.
   std::optional<std::size_t> deliver(std::span<const std::byte> data);

@@ -14,7 +14,10 @@ namespace netkit {
 enum io_events : std::uint32_t {
   io_read = 1u << 0,
   io_write = 1u << 1,
-  io_hangup = 1u << 2,  // HUP or ERR: the next read/write reports what happened
+  // HUP, ERR or the peer's FIN (RDHUP): the next reads/writes report what happened. An
+  // edge-triggered reader that sees it reads to EOF/EAGAIN; otherwise a short read may end
+  // its turn, as nothing else is left behind the data.
+  io_hangup = 1u << 2,
 };
 
 struct ready_event {
