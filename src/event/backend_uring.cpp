@@ -117,6 +117,17 @@ void uring_backend::enable() {
   enabled_ = true;
 }
 
+int uring_backend::submit_queued() noexcept {
+  if (io_uring_sq_ready(&ring_) == 0) return 0;
+  try {
+    enable();
+  } catch (const sys_error& e) {
+    return -e.code().value();
+  }
+  int rc = io_uring_submit(&ring_);
+  return rc < 0 ? rc : 0;
+}
+
 io_uring_sqe* uring_backend::sqe() {
   if (auto* s = io_uring_get_sqe(&ring_)) return s;
   enable();

@@ -61,6 +61,11 @@ class uring_backend final : public backend {
   io_uring& ring() noexcept { return ring_; }
   // Enables the ring now if it is not yet (see the class comment); loop thread only.
   void enable();
+  // Submits the queued entries now, without waiting. Call it before closing a descriptor
+  // that a queued operation names: a submitted operation holds its own reference to the
+  // file, a queued one only the number, which the process (another thread's accept or
+  // socket) may reuse as soon as it is closed. Returns 0 or a negative errno.
+  int submit_queued() noexcept;
   // A fresh provided-buffer group id for this ring.
   std::uint16_t allocate_buffer_group() noexcept { return next_buffer_group_++; }
   std::uint32_t setup_flags() const noexcept { return setup_flags_; }

@@ -30,6 +30,13 @@ multi_reactor::multi_reactor(std::size_t threads, std::string model, server_opti
       } catch (const std::exception& e) {
         log(log_level::error, "reactor thread failed: {}", e.what());
       }
+      // The server ends on the thread that ran it: an io_uring ring (SINGLE_ISSUER) takes
+      // submissions only from that thread, and the server's destructor submits the
+      // cancellations of whatever is still in flight (from any other thread the kernel
+      // refuses them with EEXIST). on_close for connections still open also stays on the
+      // loop's thread. join() then publishes final_stats.
+      raw->final_stats = raw->server->stats();
+      raw->server.reset();
     });
   }
 }
@@ -37,7 +44,8 @@ multi_reactor::multi_reactor(std::size_t threads, std::string model, server_opti
 multi_reactor::~multi_reactor() {
   stop();
   join();
-  // Servers before loops: a server unwatches its descriptors from its loop.
+  // Servers before loops: a server unwatches its descriptors from its loop. (Each thread
+  // has already destroyed its own; this covers a thread that never ran.)
   for (auto& r : reactors_)
     r->server.reset();
 }
@@ -55,7 +63,7 @@ void multi_reactor::join() {
 server_stats multi_reactor::totals() const {
   server_stats t;
   for (const auto& r : reactors_) {
-    const auto& s = r->server->stats();
+    const auto& s = r->final_stats;
     t.accepted += s.accepted;
     t.refused += s.refused;
     t.shed += s.shed;

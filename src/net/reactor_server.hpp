@@ -64,6 +64,7 @@ class reactor_server final : public stream_server {
   const server_stats& stats() const noexcept override { return stats_; }
   void begin_shutdown() override;
   connection* find(conn_id id) noexcept override;
+  void stop_accepting() override { acceptor_.close(); }
 
  private:
   friend class reactor_connection;

@@ -56,7 +56,13 @@ void uring_acceptor::close() noexcept {
       log(log_level::error, "cancel accept on {}: {}", local_.to_uri(), e.what());
     }
   }
-  // The accept in flight holds the socket open until its cancellation completes.
+  // The accept in flight holds the socket open until its cancellation completes, once it
+  // is submitted: a queued one names only the descriptor number (see force_close in
+  // uring_server.cpp), so submit before the number can be reused.
+  if (in_flight_) {
+    if (int rc = ring_.submit_queued(); rc < 0)
+      log(log_level::error, "submit before closing {}: {}", local_.to_uri(), errno_text(-rc));
+  }
   listen_fd_.reset();
 }
 

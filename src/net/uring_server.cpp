@@ -309,7 +309,14 @@ void uring_connection::force_close(close_reason why) {
   if (send_in_flight_) cancel(op_send);
   // Operations in flight hold their own reference to the socket; it really closes (FIN)
   // when the last of them has been cancelled. The descriptor number is free at once,
-  // which is why cancellation goes by user_data, never by descriptor.
+  // which is why cancellation goes by user_data, never by descriptor. Only once they are
+  // submitted, though: a queued send names the number alone, and with several loops in
+  // one process (multi_reactor) another thread may accept a socket onto that number
+  // before our next wait, which then sent our bytes to a stranger (case 19 test).
+  if (in_flight()) {
+    if (int rc = server_.ring_.submit_queued(); rc < 0)
+      log(log_level::error, "submit before closing {}: {}", peer().to_uri(), errno_text(-rc));
+  }
   fd_.reset();
   input_.clear();
   input_.shrink_to_fit();

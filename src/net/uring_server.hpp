@@ -85,6 +85,7 @@ class uring_server final : public stream_server {
   const endpoint& local() const noexcept override { return acceptor_.local(); }
   const server_stats& stats() const noexcept override { return stats_; }
   void begin_shutdown() override;
+  void stop_accepting() override { acceptor_.close(); }
   connection* find(conn_id id) noexcept override;
 
  private:

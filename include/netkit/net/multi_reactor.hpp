@@ -32,17 +32,21 @@ class multi_reactor {
   void join();
 
   // Reactor i's loop and server, for posting work (event_loop::post is thread-safe;
-  // the server must only be touched on its loop's thread).
+  // the server must only be touched on its loop's thread). Each server is destroyed on
+  // its own thread as that thread ends, so server(i) is valid only until join(); after
+  // join() read its counters with stats(i).
   event_loop& loop(std::size_t i) noexcept { return *reactors_[i]->loop; }
   stream_server& server(std::size_t i) noexcept { return *reactors_[i]->server; }
 
-  // Totals, read after join().
+  // Reactor i's final counters, and their totals: read after join().
+  const server_stats& stats(std::size_t i) const noexcept { return reactors_[i]->final_stats; }
   server_stats totals() const;
 
  private:
   struct reactor {
     std::unique_ptr<event_loop> loop;
     std::unique_ptr<stream_server> server;
+    server_stats final_stats;  // written by the thread as it ends
     std::thread thread;
   };
   endpoint local_;

@@ -61,6 +61,11 @@ class stream_server {
   // Stop accepting; close idle connections; the rest close once their output drains
   // (or at drain_timeout). Returns at once; watch stats().open reach 0.
   virtual void begin_shutdown() = 0;
+  // Closes the listener only: no new connections, established ones carry on untouched
+  // (begin_shutdown() still drains them later). With SO_REUSEPORT the kernel sends new
+  // connections to the other listeners on the port; ones already queued on this
+  // listener but not yet accepted are reset. Idempotent; loop thread only.
+  virtual void stop_accepting() = 0;
   // The connection with this id, or nullptr if it has closed.
   virtual connection* find(conn_id id) noexcept = 0;
 };
