@@ -7,7 +7,6 @@
 
 #include <cerrno>
 
-#include "net/framing.hpp"
 #include "netkit/error.hpp"
 #include "netkit/log.hpp"
 
@@ -74,6 +73,7 @@ void reactor_connection::handle_read(std::uint32_t events) {
       data = input_.data();
     }
     in_dispatch_ = true;
+    server_.batch_.set_input(data);
     auto used = deliver(data);
     in_dispatch_ = false;
     if (!used) {
@@ -83,12 +83,14 @@ void reactor_connection::handle_read(std::uint32_t events) {
       server_.batch_.clear();
       return;
     }
+    // Before input_ changes: the batch may point into `data`.
+    flush_batch();
+    if (state_ == state::closed) return;
     if (buffered) {
       input_.consume(*used);
     } else if (*used < data.size()) {
       input_.append(data.subspan(*used));  // a partial frame waits for the rest
     }
-    flush_batch();
     if (state_ != state::open || reading_paused_) return;
     // A short read took everything the socket held. Whatever arrives later (data, FIN,
     // RST) is reported again, level- or edge-triggered. The exception: a FIN or RST that
@@ -132,7 +134,7 @@ void reactor_connection::send(std::span<const std::byte> message) {
   auto& encoder = *server_.encoder_;
   if (in_dispatch_ && output_.empty()) {
     // Replies of this dispatch leave in one send() at its end.
-    append_framed(encoder, message, server_.batch_);
+    server_.batch_.add(encoder, message);
     return;
   }
   bool was_empty = output_.empty();
@@ -152,7 +154,7 @@ void reactor_connection::flush_batch() {
     if (output_.empty() && state_ != state::closed) {
       ssize_t n;
       do {
-        n = ::send(fd_.get(), batch.data(), batch.size(), MSG_NOSIGNAL);
+        n = batch.send_to(fd_.get());
       } while (n < 0 && errno == EINTR);
       if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
         batch.clear();
@@ -163,7 +165,7 @@ void reactor_connection::flush_batch() {
       sent = n > 0 ? static_cast<std::size_t>(n) : 0;
       server_.stats_.bytes_out += sent;
     }
-    if (sent < batch.size()) output_.append(std::span(batch).subspan(sent));
+    if (sent < batch.size()) batch.copy_tail(sent, output_);
     batch.clear();
   }
   if (state_ != state::closed) after_write();
@@ -266,8 +268,8 @@ reactor_server::reactor_server(event_loop& loop, server_options options, server_
       encoder_(make_encoder(options_.codec)),
       acceptor_(loop, options_.listen, options_.listening,
                 [this](unique_fd fd, endpoint peer) { on_accept(std::move(fd), std::move(peer)); }),
-      read_scratch_(new std::byte[read_scratch_size]) {
-  batch_.reserve(read_scratch_size + 64);
+      read_scratch_(new std::byte[read_scratch_size]),
+      batch_(read_scratch_size + 64) {
   if (options_.idle_timeout.count() > 0) {
     auto period = std::max(options_.idle_timeout / 4, std::chrono::milliseconds(20));
     idle_timer_ = loop_.run_every(period, [this] { sweep_idle(); });

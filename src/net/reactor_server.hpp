@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "net/acceptor.hpp"
+#include "net/reply_batch.hpp"
 #include "netkit/buffer.hpp"
 #include "netkit/net/stream_server.hpp"
 
@@ -91,9 +92,9 @@ class reactor_server final : public stream_server {
 
   // Shared by every connection of this loop (one runs at a time): the read landing area,
   // and replies produced while one connection's input is dispatched. Steady traffic
-  // therefore needs no per-connection buffer, and no allocation per message.
+  // therefore needs no per-connection buffer, and no allocation or copy per message.
   std::unique_ptr<std::byte[]> read_scratch_;
-  std::vector<std::byte> batch_;
+  reply_batch batch_;
   std::vector<std::unique_ptr<reactor_connection>> graveyard_;  // freed after the dispatch
 };
 

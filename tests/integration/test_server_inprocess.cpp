@@ -1,14 +1,18 @@
 // Cases that need control over the server's own process, so the server runs on its own
 // event loop in a thread of this test process (same code as `netkit echo-server`):
-//  - case 15: short writes and EAGAIN, by interposing send(2) for the server thread;
+//  - case 15: short writes and EAGAIN, by interposing send(2) and sendmsg(2) for the
+//    server thread;
 //  - case 16: a SIGUSR1 storm at the server thread, handler installed without SA_RESTART
 //    (the echo-server binary has no SIGUSR1 handler, so the default action would kill it:
 //    the case is about EINTR handling, which this exercises directly).
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <thread>
@@ -33,21 +37,52 @@ thread_local std::uint64_t t_calls = 0;
 // marked server thread it writes at most 1..7 bytes for real, and with
 // g_inject_eagain every third call fails with EAGAIN without writing; elsewhere it is
 // plain send(2).
-extern "C" ssize_t send(int fd, const void* buf, size_t len, int flags) {
-  if (t_inject && len > 0) {
-    ++t_calls;
-    if (g_inject_eagain.load() && t_calls % 3 == 0) {
-      g_fake_eagains.fetch_add(1);
-      errno = EAGAIN;
-      return -1;
-    }
-    std::size_t cap = 1 + (t_calls * 2654435761u >> 7) % 7;
-    if (cap < len) {
-      len = cap;
-      g_short_writes.fetch_add(1);
-    }
+namespace {
+// The injection shared by send() and sendmsg(): false = fail with EAGAIN now; otherwise
+// `len` is cut to what this call may write.
+bool inject(std::size_t& len) {
+  if (!t_inject || len == 0) return true;
+  ++t_calls;
+  if (g_inject_eagain.load() && t_calls % 3 == 0) {
+    g_fake_eagains.fetch_add(1);
+    errno = EAGAIN;
+    return false;
   }
+  std::size_t cap = 1 + (t_calls * 2654435761u >> 7) % 7;
+  if (cap < len) {
+    len = cap;
+    g_short_writes.fetch_add(1);
+  }
+  return true;
+}
+}  // namespace
+
+extern "C" ssize_t send(int fd, const void* buf, size_t len, int flags) {
+  if (!inject(len)) return -1;
   return ::syscall(SYS_sendto, fd, buf, len, flags, nullptr, 0);
+}
+
+// The server gathers a reply's header and a large payload into one sendmsg(2).
+extern "C" ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
+  std::size_t total = 0;
+  for (std::size_t i = 0; i < msg->msg_iovlen; ++i)
+    total += msg->msg_iov[i].iov_len;
+  std::size_t len = total;
+  if (!inject(len)) return -1;
+  if (len == total) return ::syscall(SYS_sendmsg, fd, msg, flags);
+  // Cut short: the leading `len` bytes (at most 7) are all in the first pieces.
+  std::array<iovec, 8> iov{};
+  msghdr cut = *msg;
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < msg->msg_iovlen && len > 0 && n < iov.size(); ++i) {
+    const std::size_t take = std::min(len, msg->msg_iov[i].iov_len);
+    if (take == 0) continue;
+    iov[n++] = {msg->msg_iov[i].iov_base, take};
+    len -= take;
+  }
+  cut.msg_iov = iov.data();
+  cut.msg_iovlen = n;
+  return ::syscall(SYS_sendmsg, fd, &cut, flags);
 }
 
 namespace netkit::test {
