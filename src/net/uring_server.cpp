@@ -11,8 +11,10 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include <array>
 #include <cerrno>
 #include <cstdlib>
+#include <functional>
 #include <string_view>
 
 #include "net/framing.hpp"
@@ -25,6 +27,9 @@ namespace netkit::detail {
 namespace {
 
 constexpr unsigned op_recv = 1;
+// Replies this large are sent straight from the received buffer when they can be; below,
+// a copy costs less than holding the buffer for the send's round trip.
+constexpr std::size_t min_reference = 256;
 constexpr unsigned op_send = 2;
 
 // Provided receive buffers, shared by all connections. 16 KiB takes a typical burst in
@@ -85,7 +90,7 @@ uring_connection::uring_connection(uring_server& server, conn_id id, unique_fd f
       last_active_(server.loop_.now()) {}
 
 std::size_t uring_connection::queued_output() const noexcept {
-  return (sending_.size() - sent_) + pending_.size();
+  return (sending_.size() - sent_) + pending_.size() + reply_ref_.size() + held_.size();
 }
 
 void uring_connection::arm_recv() {
@@ -133,9 +138,11 @@ void uring_connection::on_recv(int result, std::uint32_t flags) {
   }
   if (result > 0) {
     const unsigned id = flags >> IORING_CQE_BUFFER_SHIFT;
-    if (state_ == state::open) on_data(server_.buffers_.data(id, static_cast<std::size_t>(result)));
-    // Decoded or copied: the kernel may fill it again.
-    server_.buffers_.recycle(id);
+    if (state_ == state::open)
+      on_data(server_.buffers_.data(id, static_cast<std::size_t>(result)), id);
+    // Decoded or copied: the kernel may fill it again. Unless a send from it is in flight:
+    // then on_send() gives it back.
+    if (held_id_ != id || held_.empty()) server_.buffers_.recycle(id);
   } else {
     if (flags & IORING_CQE_F_BUFFER) server_.buffers_.recycle(flags >> IORING_CQE_BUFFER_SHIFT);
     if (result == 0) {
@@ -154,17 +161,21 @@ void uring_connection::on_recv(int result, std::uint32_t flags) {
   if (!recv_armed_) arm_recv();
 }
 
-void uring_connection::on_data(std::span<const std::byte> data) {
+void uring_connection::on_data(std::span<const std::byte> data, unsigned buffer_id) {
   active_ = true;
   server_.stats_.bytes_in += data.size();
   bool buffered = !input_.empty();
   if (buffered) {
     input_.append(data);
     data = input_.data();
+  } else {
+    dispatch_input_ = data;  // a reply inside it may be sent straight from the buffer
+    dispatch_buffer_ = buffer_id;
   }
   in_dispatch_ = true;
   auto used = deliver(data);
   in_dispatch_ = false;
+  dispatch_input_ = {};
   if (!used) return;  // closed for a protocol or handler error
   if (buffered) {
     input_.consume(*used);
@@ -203,8 +214,29 @@ std::optional<std::size_t> uring_connection::deliver(std::span<const std::byte> 
 
 void uring_connection::send(std::span<const std::byte> message) {
   if (state_ != state::open) return;
+  auto& encoder = *server_.encoder_;
+  // The first reply of a dispatch, when nothing else is queued, unframed (raw, fixed) and
+  // lying in the received buffer: flush() sends it from there, and the buffer returns to
+  // the ring when the send completes. Saves copying it (a memmove per message).
+  const std::less<const std::byte*> before;
+  if (in_dispatch_ && message.size() >= min_reference && reply_ref_.empty() && held_.empty() &&
+      !send_in_flight_ && pending_.empty() && sent_ == sending_.size() &&
+      !before(message.data(), dispatch_input_.data()) &&
+      !before(dispatch_input_.data() + dispatch_input_.size(), message.data() + message.size())) {
+    std::array<std::byte, 8> header;
+    if (encoder.header(message.size(), std::span<std::byte, 8>(header)) == 0 &&
+        encoder.trailer().empty()) {
+      reply_ref_ = message;
+      return;
+    }
+  }
   if (pending_.capacity() == 0) pending_ = server_.take_buffer();
-  append_framed(*server_.encoder_, message, pending_);
+  if (!reply_ref_.empty()) {
+    // A second reply: the first goes out by copy after all, in order.
+    pending_.insert(pending_.end(), reply_ref_.begin(), reply_ref_.end());
+    reply_ref_ = {};
+  }
+  append_framed(encoder, message, pending_);
   if (in_dispatch_) return;  // flushed when the dispatch ends
   flush();
   after_write();
@@ -212,6 +244,16 @@ void uring_connection::send(std::span<const std::byte> message) {
 
 void uring_connection::flush() {
   if (send_in_flight_ || state_ == state::closed) return;
+  if (!reply_ref_.empty()) {
+    held_ = std::exchange(reply_ref_, {});
+    held_id_ = dispatch_buffer_;
+    ++server_.held_buffers_;
+    auto* sqe = server_.ring_.sqe();
+    io_uring_prep_send(sqe, fd_.get(), held_.data(), held_.size(), MSG_NOSIGNAL | MSG_WAITALL);
+    uring_backend::target(sqe, this, op_send);
+    send_in_flight_ = true;
+    return;
+  }
   if (sent_ == sending_.size()) {
     if (pending_.empty()) return;
     sending_.clear();
@@ -228,6 +270,28 @@ void uring_connection::flush() {
 
 void uring_connection::on_send(int result) {
   send_in_flight_ = false;
+  std::span<const std::byte> held_rest;
+  if (!held_.empty()) {
+    // A send from a received buffer: what was not sent (an error, or a signal cut the
+    // MSG_WAITALL send short) is copied out so the buffer can go back now.
+    if (result >= 0 && state_ != state::closed)
+      held_rest = held_.subspan(static_cast<std::size_t>(result));
+    if (!held_rest.empty()) {
+      sending_.clear();
+      sent_ = 0;
+      if (sending_.capacity() == 0) sending_ = server_.take_buffer();
+      sending_.insert(sending_.end(), held_rest.begin(), held_rest.end());
+    }
+    held_ = {};
+    --server_.held_buffers_;
+    server_.buffers_.recycle(held_id_);
+    if (state_ != state::closed && result > 0) {
+      server_.stats_.bytes_out += static_cast<std::size_t>(result);
+      flush();  // the rest, or what queued up meanwhile
+      after_write();
+      return;
+    }
+  }
   if (state_ == state::closed) {
     server_.give_buffer(sending_);  // the kernel is done with it
     return;
@@ -320,6 +384,7 @@ void uring_connection::force_close(close_reason why) {
   fd_.reset();
   input_.clear();
   input_.shrink_to_fit();
+  reply_ref_ = {};  // never submitted; its buffer goes back after this completion
   release_output();
   server_.release(*this, why);
 }
@@ -508,7 +573,9 @@ void uring_server::trim_memory() {
   // Without DEFER_TASKRUN the kernel may fill a buffer at any moment; with it, only while
   // this thread is inside io_uring_enter. An empty completion queue means every filled
   // buffer has been delivered and handed back, so none holds data.
-  if ((ring_.setup_flags() & IORING_SETUP_DEFER_TASKRUN) && io_uring_cq_ready(&ring_.ring()) == 0)
+  // A buffer that a send is still reading from must keep its bytes.
+  if ((ring_.setup_flags() & IORING_SETUP_DEFER_TASKRUN) && io_uring_cq_ready(&ring_.ring()) == 0 &&
+      held_buffers_ == 0)
     buffers_.trim();
 }
 

@@ -50,7 +50,7 @@ class uring_connection final : public connection, public completion_handler {
   void cancel(unsigned op) noexcept;
   void on_recv(int result, std::uint32_t flags);
   void on_send(int result);
-  void on_data(std::span<const std::byte> data);
+  void on_data(std::span<const std::byte> data, unsigned buffer_id);
   // Decodes `data` and dispatches messages; returns bytes consumed, or nullopt after
   // closing the connection for a protocol or handler error.
   std::optional<std::size_t> deliver(std::span<const std::byte> data);
@@ -66,6 +66,14 @@ class uring_connection final : public connection, public completion_handler {
   std::vector<std::byte> sending_;  // in the kernel's hands while send_in_flight_
   std::size_t sent_ = 0;            // bytes of sending_ already written
   std::vector<std::byte> pending_;  // replies queued behind the send in flight
+  // A reply that lies in the received buffer being dispatched (flush() sends it from
+  // there), and the received buffer a send in flight reads from (back to the ring when
+  // the send completes).
+  std::span<const std::byte> reply_ref_;
+  std::span<const std::byte> held_;
+  unsigned held_id_ = 0;
+  std::span<const std::byte> dispatch_input_;  // the received buffer, during on_data()
+  unsigned dispatch_buffer_ = 0;
   state state_ = state::open;
   close_reason drain_reason_ = close_reason::local;
   bool recv_armed_ = false;       // a recv is in flight
@@ -126,6 +134,7 @@ class uring_server final : public stream_server {
   std::vector<std::vector<std::byte>> spare_buffers_;
   std::size_t spare_bytes_ = 0;
   std::uint64_t buffer_shortages_ = 0;  // recvs that ended with ENOBUFS
+  std::size_t held_buffers_ = 0;        // received buffers a send is reading from
   server_stats stats_;
   bool shutting_down_ = false;
   bool destroying_ = false;
