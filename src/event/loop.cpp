@@ -150,6 +150,7 @@ void event_loop::stop() noexcept {
 }
 
 void event_loop::stop_on_signals(std::initializer_list<int> signals) {
+  g_signal_number.store(0);  // one that came while no loop owned the signals is stale
   g_signal_wake_fd.store(waker_->fd());
   struct sigaction sa {};
   sa.sa_handler = on_stop_signal;
@@ -232,9 +233,14 @@ void event_loop::run_once(std::chrono::milliseconds timeout) {
   run_timers();
   run_posted();
   run_deferred();
-  if (int sig = g_signal_number.exchange(0); sig != 0 && g_signal_wake_fd.load() == waker_->fd()) {
-    stop_signal_.store(sig);
-    stopping_.store(true);
+  // Only the loop that owns the stop signals may take the number: with several loops in
+  // one process (multi-reactor, or a helper loop in another thread) another loop's turn
+  // used to exchange it away, and the owner then woke to find nothing and kept running.
+  if (g_signal_wake_fd.load() == waker_->fd()) {
+    if (int sig = g_signal_number.exchange(0); sig != 0) {
+      stop_signal_.store(sig);
+      stopping_.store(true);
+    }
   }
 }
 

@@ -351,6 +351,15 @@ TEST_P(multi_reactor_test, foreign_thread_send_and_close_during_the_callback) {
         r.posted->set_value();
       }
     });
+    // Joined on every way out (a failed connect throws), before the reactors go.
+    struct joiner {
+      std::atomic<bool>& stop;
+      std::thread& thread;
+      ~joiner() {
+        stop.store(true);
+        if (thread.joinable()) thread.join();
+      }
+    } join_foreign{stop_foreign, foreign_thread};
 
     const std::size_t rounds = scaled(150, 40);
     for (std::size_t round = 0; round < rounds; ++round) {

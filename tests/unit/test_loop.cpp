@@ -1,6 +1,7 @@
 // event_loop on every backend: timers, cross-thread post(), stale events (case 13), and
 // select's FD_SETSIZE limit.
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -88,6 +89,38 @@ TEST_P(loop_test, post_from_another_thread_wakes_a_blocked_loop) {
   watchdog.join();
   EXPECT_EQ(ran_on.load(), loop_thread);
   EXPECT_LT(event_loop::clock::now() - t0, 2s);
+}
+
+// Several loops in one process (multi-reactor): a stop signal belongs to the loop that
+// called stop_on_signals(); another loop turning in another thread must not consume it,
+// or the owner wakes up to find no signal and keeps running.
+TEST_P(loop_test, stop_signal_reaches_its_loop_while_another_loop_turns) {
+  test::fd_leak_guard guard;
+  struct sigaction old {};
+  ::sigaction(SIGUSR2, nullptr, &old);
+  const int attempts = 30;
+  int missed = 0;
+  for (int i = 0; i < attempts; ++i) {
+    event_loop owner(GetParam());
+    event_loop other(GetParam());
+    owner.stop_on_signals({SIGUSR2});
+    std::atomic<bool> done{false};
+    std::thread busy([&] {
+      // Bound: until `done` (set below, after at most 0.5 s).
+      while (!done.load())
+        other.run_once(0ms);
+    });
+    std::this_thread::sleep_for(2ms);
+    ::kill(::getpid(), SIGUSR2);
+    // Bound: 50 turns of at most 10 ms.
+    for (int turn = 0; turn < 50 && owner.stop_signal() == 0; ++turn)
+      owner.run_once(10ms);
+    if (owner.stop_signal() != SIGUSR2) ++missed;
+    done.store(true);
+    busy.join();
+  }
+  ::sigaction(SIGUSR2, &old, nullptr);
+  EXPECT_EQ(missed, 0) << "of " << attempts << " stop signals, the owning loop missed " << missed;
 }
 
 // Case 13: two readable descriptors in one batch; the first handler to run unwatches and
