@@ -9,6 +9,7 @@
 #include "netkit/net/stream_server.hpp"
 #include "netkit/process.hpp"
 #include "netkit/unix_socket.hpp"
+#include "prefork_echo.hpp"
 #include "udp_echo.hpp"
 
 namespace netkit::cli {
@@ -25,6 +26,8 @@ struct echo_server_args {
   std::size_t hard_limit = 16 << 20;
   bool reuse_port = false;
   std::size_t threads = 1;
+  std::size_t workers = 4;  // --model prefork only
+  bool workers_given = false;
   std::string mode;  // octal, for Unix socket files
   std::size_t max_datagram = 65536;
   bool model_given = false;
@@ -51,6 +54,8 @@ void list_models() {
   for (const auto& b : list_backends())
     fmt::print("  {:<10} {:<13} {}{}\n", b.name, b.available ? "available" : "UNAVAILABLE",
                b.description, b.available ? "" : fmt::format(" [{}]", b.problem));
+  fmt::print("  {:<10} {:<13} {}\n", "prefork", "available",
+             "accepting parent hands each connection to an idle forked worker (SCM_RIGHTS)");
   fmt::print("datagram models (udp://, unix-dgram://):\n");
   for (auto m : servers::dgram_models())
     fmt::print("  {:<10} available\n", m);
@@ -106,7 +111,19 @@ int run(const echo_server_args& args) {
     dgram.unix_mode = unix_mode;
     return servers::run_dgram_echo_server(dgram);
   }
+  if (args.workers_given && args.model != "prefork")
+    throw usage_error("--workers applies only to --model prefork");
   auto limit = raise_nofile_limit();
+  if (args.model == "prefork") {
+    if (args.threads > 1) throw usage_error("--threads does not apply to --model prefork");
+    servers::prefork_options prefork;
+    prefork.listen = listen;
+    prefork.listening.unix_mode = unix_mode;
+    prefork.listening.reuse_port = args.reuse_port;
+    prefork.codec = codec_spec::parse(args.codec);
+    prefork.workers = args.workers;
+    return servers::run_prefork_echo_server(prefork);
+  }
   server_options options;
   options.listen = listen;
   options.listening.unix_mode = unix_mode;
@@ -183,6 +200,11 @@ void add_echo_server(CLI::App& app) {
                   "SO_REUSEPORT listener on the same port")
       ->capture_default_str()
       ->check(CLI::Range(1, 256));
+  cmd->add_option("--workers", args.workers,
+                  "--model prefork: worker processes, each serving one connection at a time")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, servers::max_prefork_workers))
+      ->each([](const std::string&) { args.workers_given = true; });
   cmd->add_flag("--reuse-port", args.reuse_port, "Set SO_REUSEPORT (several servers, one port)");
   cmd->add_flag("--list-models", args.list_models,
                 "List the I/O models and whether this kernel supports each");

@@ -1,0 +1,540 @@
+// Prefork model with descriptor passing (UNP ch. 30.9): one parent accepts, N forked
+// workers serve. Each worker is tied to the parent by a socketpair channel: the parent sends
+// an accepted connection down it with send_fds and closes its own copy; the worker serves
+// that connection to EOF with blocking I/O, then writes one byte back ("idle"). With no idle
+// worker the parent stops polling the listener, so new connections wait in the backlog.
+#include "prefork_echo.hpp"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "netkit/blocking_io.hpp"
+#include "netkit/buffer.hpp"
+#include "netkit/error.hpp"
+#include "netkit/log.hpp"
+#include "netkit/message.hpp"
+#include "netkit/process.hpp"
+#include "netkit/unix_socket.hpp"
+
+namespace netkit::servers {
+
+namespace {
+
+using steady = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// How late a worker blocked in read(2) notices a stop signal that landed just before the
+// call (the handler only sets a flag; SO_RCVTIMEO bounds the wait).
+constexpr timeval stop_check_interval{0, 200'000};
+// Out of descriptors: accepting again at once would spin on EMFILE; the backlog holds
+// connections meanwhile.
+constexpr milliseconds accept_pause{100};
+// A worker that cannot be forked (EAGAIN: process limit) is retried this often.
+constexpr milliseconds respawn_pause{1000};
+// Shutdown: workers get SIGTERM and this long to finish, then SIGKILL (e.g. one blocked
+// writing to a client that never reads).
+constexpr milliseconds stop_grace{5000};
+// Bytes read per read(2) in a worker.
+constexpr std::size_t read_chunk = 64 * 1024;
+
+volatile sig_atomic_t stop_signal = 0;
+volatile sig_atomic_t child_exited = 0;
+
+void on_stop(int sig) {
+  stop_signal = sig;
+}
+void on_child(int) {
+  child_exited = 1;
+}
+
+// The parent takes SIGINT/SIGTERM/SIGCHLD only inside ppoll (atomically unblocked there),
+// so no signal can slip in between "check the flags" and "wait". Handlers have no
+// SA_RESTART: a worker's blocking read returns EINTR and looks at the flag.
+class parent_signals {
+ public:
+  parent_signals() {
+    stop_signal = 0;
+    child_exited = 0;
+    sigset_t block;
+    sigemptyset(&block);
+    for (int s : {SIGINT, SIGTERM, SIGCHLD})
+      sigaddset(&block, s);
+    if (::sigprocmask(SIG_BLOCK, &block, &saved_mask_) != 0) throw_sys_error("sigprocmask");
+    struct sigaction sa {};
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = on_stop;
+    ::sigaction(SIGINT, &sa, &saved_int_);
+    ::sigaction(SIGTERM, &sa, &saved_term_);
+    sa.sa_handler = on_child;
+    sa.sa_flags = SA_NOCLDSTOP;
+    ::sigaction(SIGCHLD, &sa, &saved_chld_);
+    waiting_mask_ = saved_mask_;
+    for (int s : {SIGINT, SIGTERM, SIGCHLD})
+      sigdelset(&waiting_mask_, s);
+  }
+  ~parent_signals() { restore(); }
+  parent_signals(const parent_signals&) = delete;
+  parent_signals& operator=(const parent_signals&) = delete;
+
+  // The mask to use while waiting (ppoll): the stop and child signals open.
+  const sigset_t* waiting_mask() const noexcept { return &waiting_mask_; }
+
+  // In a new worker: SIGCHLD back to default, the stop handler kept, signals unblocked.
+  void enter_worker() const noexcept {
+    ::sigaction(SIGCHLD, &saved_chld_, nullptr);
+    ::sigprocmask(SIG_SETMASK, &waiting_mask_, nullptr);
+  }
+
+  void restore() noexcept {
+    ::sigaction(SIGINT, &saved_int_, nullptr);
+    ::sigaction(SIGTERM, &saved_term_, nullptr);
+    ::sigaction(SIGCHLD, &saved_chld_, nullptr);
+    ::sigprocmask(SIG_SETMASK, &saved_mask_, nullptr);
+  }
+
+ private:
+  sigset_t saved_mask_{};
+  sigset_t waiting_mask_{};
+  struct sigaction saved_int_ {};
+  struct sigaction saved_term_ {};
+  struct sigaction saved_chld_ {};
+};
+
+void set_receive_timeout(int fd, timeval tv) {
+  if (::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0)
+    throw_sys_error("setsockopt SO_RCVTIMEO");
+}
+
+// Errors accept(2) reports for one connection that went wrong (accept(2) "Error handling":
+// Linux passes pending network errors through accept); the next one may be fine. The
+// same list as the reactor's acceptor (src/net/acceptor.cpp).
+bool is_transient_accept_error(int err) noexcept {
+  switch (err) {
+    case ECONNABORTED:
+    case EPROTO:
+    case ENETDOWN:
+    case ENOPROTOOPT:
+    case EHOSTDOWN:
+    case ENONET:
+    case EHOSTUNREACH:
+    case EOPNOTSUPP:
+    case ENETUNREACH:
+    case EPERM:
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::string describe_exit(int status) {
+  if (WIFEXITED(status)) return fmt::format("exited with status {}", WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return fmt::format("was killed by signal {}", WTERMSIG(status));
+  return "ended";
+}
+
+// ---- worker -------------------------------------------------------------------------
+
+std::string peer_name(int fd, transport kind) {
+  try {
+    return peer_endpoint(fd, kind).to_uri();
+  } catch (const std::exception&) {
+    return "(unknown peer)";
+  }
+}
+
+// Serves one connection to EOF: read, decode every complete frame, echo it re-encoded,
+// write the replies with one blocking write. Never throws for the connection's own errors.
+void serve_connection(int fd, transport kind, decoder& dec, const encoder& enc) {
+  dec.reset();
+  set_receive_timeout(fd, stop_check_interval);
+  log(log_level::debug, "worker {}: serving {}", ::getpid(), peer_name(fd, kind));
+  byte_buffer in, out;
+  auto flush = [&] {
+    if (out.empty()) return true;
+    try {
+      write_n(fd, out.data());
+    } catch (const sys_error& e) {
+      log(log_level::debug, "write to {}: {}", peer_name(fd, kind), e.what());
+      return false;
+    }
+    out.clear();
+    return true;
+  };
+  while (stop_signal == 0) {
+    auto room = in.prepare(read_chunk);
+    ssize_t n = ::read(fd, room.data(), room.size());
+    if (n < 0) {
+      if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) continue;  // stop flag?
+      log(log_level::debug, "read from {}: {}", peer_name(fd, kind), errno_text(errno));
+      return;
+    }
+    if (n == 0) {
+      if (auto partial = dec.finish(in.data()); !partial.empty())
+        log(log_level::warning, "{}: {}", peer_name(fd, kind), partial);
+      return;
+    }
+    in.commit(static_cast<std::size_t>(n));
+    // Bounded by the input read so far: each message consumes at least one byte.
+    for (;;) {
+      auto r = dec.decode(in.data());
+      if (r.state == decode_result::status::need_more) break;
+      if (r.state == decode_result::status::error) {
+        flush();  // replies to the frames before the bad one still go out
+        log(log_level::warning, "closing {}: protocol error: {}", peer_name(fd, kind), r.error);
+        return;
+      }
+      enc.encode(r.message, out);
+      in.consume(r.consumed);
+    }
+    if (!flush()) return;
+  }
+}
+
+// A worker's whole life; never returns into the caller's stack (which holds the parent's
+// listener and socket-file guard): it ends with _exit.
+[[noreturn]] void run_worker(int channel, transport kind, const codec_spec& codec) {
+  int code = 0;
+  try {
+    set_receive_timeout(channel, stop_check_interval);
+    auto dec = make_decoder(codec);
+    auto enc = make_encoder(codec);
+    while (stop_signal == 0) {
+      std::byte tag{};
+      auto m = recv_fds(channel, 1, std::span(&tag, 1));
+      if (m.would_block()) continue;  // receive timeout: look at the stop flag again
+      if (m.eof()) break;             // the parent closed our channel: finish
+      if (!m.ok() && !m.control_truncated) throw sys_error(m.err, "recvmsg", "parent channel");
+      if (m.control_truncated)  // e.g. this worker is at RLIMIT_NOFILE: that client is lost
+        log(log_level::error, "worker {}: connection lost in hand-off: {}", ::getpid(),
+            errno_text(m.err));
+      for (auto& conn : m.fds) {
+        try {
+          serve_connection(conn.get(), kind, *dec, *enc);
+        } catch (const std::exception& e) {  // that connection's problem, not the worker's
+          log(log_level::error, "worker {}: closing {}: {}", ::getpid(),
+              peer_name(conn.get(), kind), e.what());
+        }
+      }
+      m.fds.clear();  // closes the connection before saying "idle"
+      const char idle = 'i';
+      ssize_t w;
+      do {
+        w = ::send(channel, &idle, 1, MSG_NOSIGNAL);
+      } while (w < 0 && errno == EINTR);
+      if (w != 1) break;  // the parent is gone
+    }
+  } catch (const std::exception& e) {
+    log(log_level::error, "worker {}: {}", ::getpid(), e.what());
+    code = 1;
+  }
+  std::fflush(stderr);
+  ::_exit(code);
+}
+
+// ---- parent -------------------------------------------------------------------------
+
+struct worker {
+  pid_t pid = -1;     // -1: no process (reaped, or its fork failed)
+  unique_fd channel;  // parent's end; invalid once the worker is gone
+  bool idle = false;
+};
+
+class prefork_parent {
+ public:
+  prefork_parent(const prefork_options& opts, unique_fd listener, endpoint local,
+                 const parent_signals& signals)
+      : opts_(opts),
+        listener_(std::move(listener)),
+        local_(std::move(local)),
+        signals_(signals),
+        workers_(opts.workers) {}
+
+  void start() {
+    for (auto& w : workers_)
+      spawn(w);
+  }
+
+  // Serves until a stop signal; returns its number.
+  int run();
+  void stop();
+
+  std::size_t handed() const noexcept { return handed_; }
+  std::size_t replaced() const noexcept { return replaced_; }
+
+ private:
+  void spawn(worker& w);
+  void reap(bool replace);
+  void read_channel(worker& w);
+  void accept_one();
+  bool hand_off();
+  worker* idle_worker();
+
+  const prefork_options& opts_;
+  unique_fd listener_;
+  endpoint local_;
+  const parent_signals& signals_;
+  std::vector<worker> workers_;
+  unique_fd pending_;  // accepted, not yet handed (the chosen worker had just died)
+  steady::time_point accept_resume_{};
+  std::optional<steady::time_point> respawn_at_;
+  std::size_t handed_ = 0;
+  std::size_t replaced_ = 0;
+  std::size_t accept_errors_ = 0;
+};
+
+void prefork_parent::spawn(worker& w) {
+  auto [parent_end, child_end] = make_socket_pair(transport::unix_stream, io_mode::blocking);
+  pid_t parent_pid = ::getpid();
+  pid_t pid = ::fork();
+  if (pid < 0) throw_sys_error("fork", "prefork worker");
+  if (pid == 0) {
+    // Descriptors a worker must not hold: the listener (only the parent accepts), and the
+    // parent's ends of the other channels (else a worker whose channel the parent closes
+    // would never see EOF).
+    listener_.reset();
+    parent_end.reset();
+    pending_.reset();
+    for (auto& other : workers_)
+      other.channel.reset();
+    signals_.enter_worker();
+    // A parent killed by SIGKILL must not leave workers behind.
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (::getppid() != parent_pid) ::_exit(0);
+    run_worker(child_end.get(), local_.kind(), opts_.codec);
+  }
+  w.pid = pid;
+  w.channel = std::move(parent_end);
+  w.idle = true;
+}
+
+worker* prefork_parent::idle_worker() {
+  for (auto& w : workers_)
+    if (w.idle && w.channel) return &w;
+  return nullptr;
+}
+
+// Hands pending_ to an idle worker. A worker that died since it said "idle" fails the
+// send (EPIPE/ECONNRESET): it is marked gone (SIGCHLD replaces it) and the next is tried.
+// Returns false when no idle worker is left; pending_ then waits for one.
+bool prefork_parent::hand_off() {
+  while (worker* w = idle_worker()) {
+    int fd = pending_.get();
+    auto r = send_fds(w->channel.get(), std::span(&fd, 1));
+    if (r.ok()) {
+      w->idle = false;
+      ++handed_;
+      pending_.reset();  // the worker's copy keeps the connection open
+      return true;
+    }
+    log(log_level::warning, "hand-off to worker {}: {}", w->pid, errno_text(r.err));
+    w->channel.reset();
+    w->idle = false;
+  }
+  return false;
+}
+
+void prefork_parent::accept_one() {
+  int fd = ::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC);
+  if (fd < 0) {
+    int err = errno;
+    // EAGAIN: the receive timeout ran out (the connection went away after poll).
+    if (err == EINTR || err == EAGAIN || err == EWOULDBLOCK || is_transient_accept_error(err))
+      return;
+    if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+      if (accept_errors_++ % 1000 == 0)
+        log(log_level::warning, "accept {}: {}; pausing accepts for {} ms", local_.to_uri(),
+            errno_text(err), accept_pause.count());
+      accept_resume_ = steady::now() + accept_pause;
+      return;
+    }
+    throw_sys_error(err, "accept", local_.to_uri());
+  }
+  pending_.reset(fd);
+  hand_off();
+}
+
+void prefork_parent::read_channel(worker& w) {
+  char buf[64];
+  ssize_t n = ::recv(w.channel.get(), buf, sizeof buf, MSG_DONTWAIT);
+  if (n > 0) {
+    w.idle = true;
+    return;
+  }
+  if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) return;
+  // EOF or error: the worker is gone. Its channel leaves the poll set now (no busy loop on
+  // POLLHUP); the process is reaped and replaced when SIGCHLD comes.
+  w.channel.reset();
+  w.idle = false;
+}
+
+// Reaps every ended child (WNOHANG loop: one SIGCHLD may stand for several), so no worker
+// stays a zombie; replaces each while serving.
+void prefork_parent::reap(bool replace) {
+  for (;;) {
+    int status = 0;
+    pid_t pid = ::waitpid(-1, &status, WNOHANG);
+    if (pid <= 0) return;  // 0: the rest still run; -1 (ECHILD): no children
+    auto it = std::find_if(workers_.begin(), workers_.end(),
+                           [pid](const worker& w) { return w.pid == pid; });
+    if (it == workers_.end()) continue;
+    it->pid = -1;
+    it->channel.reset();
+    it->idle = false;
+    if (!replace) continue;
+    ++replaced_;
+    try {
+      spawn(*it);
+      log(log_level::warning, "worker {} {}; started worker {} in its place", pid,
+          describe_exit(status), it->pid);
+    } catch (const sys_error& e) {
+      log(log_level::error, "worker {} {}; no replacement yet: {}", pid, describe_exit(status),
+          e.what());
+      respawn_at_ = steady::now() + respawn_pause;
+    }
+  }
+}
+
+int prefork_parent::run() {
+  std::vector<pollfd> fds;
+  std::vector<worker*> owners;  // fds[i] belongs to owners[i]; nullptr: the listener
+  while (stop_signal == 0) {
+    if (child_exited) {
+      child_exited = 0;
+      reap(true);
+    }
+    if (respawn_at_ && steady::now() >= *respawn_at_) {
+      respawn_at_.reset();
+      for (auto& w : workers_) {
+        if (w.pid > 0) continue;
+        try {
+          spawn(w);
+        } catch (const sys_error& e) {
+          log(log_level::error, "starting a worker: {}", e.what());
+          respawn_at_ = steady::now() + respawn_pause;
+          break;
+        }
+      }
+    }
+    // Without an idle worker pending_ waits; the listener stays out of the poll set.
+    if (pending_) hand_off();
+    fds.clear();
+    owners.clear();
+    for (auto& w : workers_) {
+      if (!w.channel) continue;
+      fds.push_back({w.channel.get(), POLLIN, 0});
+      owners.push_back(&w);
+    }
+    auto now = steady::now();
+    bool paused = now < accept_resume_;
+    // The classic prefork rule: with no idle worker, do not accept; the kernel's backlog
+    // holds the connections until a worker is free.
+    if (!pending_ && !paused && idle_worker()) {
+      fds.push_back({listener_.get(), POLLIN, 0});
+      owners.push_back(nullptr);
+    }
+    std::optional<steady::time_point> wake;
+    if (paused) wake = accept_resume_;
+    if (respawn_at_ && (!wake || *respawn_at_ < *wake)) wake = respawn_at_;
+    timespec ts{};
+    if (wake) {
+      auto left = std::max(steady::duration::zero(), *wake - now);
+      auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
+      ts.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
+      ts.tv_nsec = static_cast<long>(ns % 1'000'000'000);
+    }
+    int rc = ::ppoll(fds.data(), fds.size(), wake ? &ts : nullptr, signals_.waiting_mask());
+    if (rc < 0) {
+      if (errno == EINTR) continue;
+      throw_sys_error("ppoll");
+    }
+    for (std::size_t i = 0; i < fds.size(); ++i) {
+      if (fds[i].revents == 0) continue;
+      if (owners[i])
+        read_channel(*owners[i]);
+      else
+        accept_one();
+    }
+  }
+  return stop_signal;
+}
+
+void prefork_parent::stop() {
+  // Stop accepting: connections still in the backlog are reset by the close.
+  listener_.reset();
+  pending_.reset();
+  // An idle worker sees EOF on its channel and exits; a busy one is interrupted in read
+  // by SIGTERM, sends the replies it has and exits.
+  for (auto& w : workers_) {
+    w.channel.reset();
+    if (w.pid > 0) ::kill(w.pid, SIGTERM);
+  }
+  auto live = [this] {
+    return std::any_of(workers_.begin(), workers_.end(), [](const worker& w) { return w.pid > 0; });
+  };
+  auto until = steady::now() + stop_grace;
+  reap(false);
+  while (live() && steady::now() < until) {
+    timespec ts{0, 50'000'000};  // bounded wait; SIGCHLD ends it early
+    ::ppoll(nullptr, 0, &ts, signals_.waiting_mask());
+    child_exited = 0;
+    reap(false);
+  }
+  for (auto& w : workers_) {
+    if (w.pid <= 0) continue;
+    log(log_level::warning, "worker {} did not stop within {} ms; killing it", w.pid,
+        stop_grace.count());
+    // An unreaped child's pid cannot have been reused, so this names our worker.
+    ::kill(w.pid, SIGKILL);
+    while (::waitpid(w.pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    w.pid = -1;
+  }
+}
+
+}  // namespace
+
+int run_prefork_echo_server(const prefork_options& opts) {
+  if (!is_stream(opts.listen.kind()))
+    throw usage_error(fmt::format(
+        "--model prefork serves stream endpoints (tcp://, unix://), not {}", opts.listen.to_uri()));
+  if (opts.workers < 1 || opts.workers > max_prefork_workers)
+    throw usage_error(fmt::format("--workers must be 1..{}", max_prefork_workers));
+  (void)make_decoder(opts.codec);  // usage_error now, not in every worker
+
+  // Installed before the banner: a SIGTERM right after it must stop us cleanly.
+  parent_signals signals;
+  auto listener = listen_unix(opts.listen, io_mode::blocking, opts.listening);
+  // The parent accepts only after poll reports the listener readable; the timeout bounds
+  // accept in case that connection is gone by then.
+  set_receive_timeout(listener.fd.get(), stop_check_interval);
+  auto local = local_endpoint(listener.fd.get(), opts.listen.kind());
+  prefork_parent parent(opts, std::move(listener.fd), local, signals);
+  parent.start();
+  auto limit = current_nofile_limit();
+  fmt::print("listening on {} model=prefork codec={} workers={} nofile={}/{}\n", local.to_uri(),
+             opts.codec.to_string(), opts.workers, limit.soft, limit.hard);
+  std::fflush(stdout);
+  int sig = parent.run();
+  parent.stop();
+  listener.file.remove();
+  log(log_level::info,
+      "stopped by signal {}: {} connections handed to workers, {} workers replaced", sig,
+      parent.handed(), parent.replaced());
+  return 0;
+}
+
+}  // namespace netkit::servers
