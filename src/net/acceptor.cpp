@@ -17,9 +17,6 @@ namespace {
 constexpr int accepts_per_event = 64;
 constexpr auto accept_pause = std::chrono::milliseconds(100);
 
-unique_fd open_spare() {
-  return unique_fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-}
 }  // namespace
 
 bool is_transient_accept_error(int err) noexcept {
@@ -44,7 +41,6 @@ acceptor::acceptor(event_loop& loop, const endpoint& ep, const listen_options& o
                    accept_fn on_accept)
     : loop_(loop),
       listen_fd_(listen_on(ep, io_mode::nonblocking, opts)),
-      spare_fd_(open_spare()),
       on_accept_(std::move(on_accept)) {
   local_ = local_endpoint(listen_fd_.get(), ep.kind());
   watch_ = loop_.watch(listen_fd_.get(), io_read, *this);
@@ -79,12 +75,12 @@ void acceptor::on_io(std::uint32_t) {
     if (err == EAGAIN || err == EWOULDBLOCK) return;
     if (err == EINTR || is_transient_accept_error(err)) continue;
     if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
-      switch (shed_one()) {
-        case shed_result::shed:
+      switch (spare_.shed_one(listen_fd_.get(), local_)) {
+        case spare_descriptor::result::shed:
           continue;
-        case shed_result::backlog_empty:
+        case spare_descriptor::result::backlog_empty:
           return;
-        case shed_result::stuck:
+        case spare_descriptor::result::stuck:
           pause();
           return;
       }
@@ -96,26 +92,6 @@ void acceptor::on_io(std::uint32_t) {
   }
   // Budget used up with connections still pending.
   if (loop_.edge_triggered()) loop_.call_again(watch_, io_read);
-}
-
-acceptor::shed_result acceptor::shed_one() {
-  if (!spare_fd_) spare_fd_ = open_spare();
-  if (!spare_fd_) return shed_result::stuck;
-  spare_fd_.reset();
-  int fd = ::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC);
-  int err = errno;
-  if (fd >= 0) {
-    ::close(fd);
-    ++shed_;
-    if (shed_ == 1 || shed_ % 1000 == 0)
-      log(log_level::warning, "out of descriptors: closed {} incoming connection{} at once on {}",
-          shed_, shed_ == 1 ? "" : "s", local_.to_uri());
-  }
-  spare_fd_ = open_spare();
-  if (fd >= 0) return shed_result::shed;
-  // An empty backlog ends this wakeup without reopening/accepting again (no ping-pong).
-  if (err == EAGAIN || err == EWOULDBLOCK) return shed_result::backlog_empty;
-  return shed_result::stuck;
 }
 
 void acceptor::pause() {

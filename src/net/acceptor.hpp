@@ -8,6 +8,7 @@
 
 #include <functional>
 
+#include "net/spare_descriptor.hpp"
 #include "netkit/endpoint.hpp"
 #include "netkit/event/loop.hpp"
 #include "netkit/fd.hpp"
@@ -26,22 +27,19 @@ class acceptor final : public io_handler {
   ~acceptor();
 
   const endpoint& local() const noexcept { return local_; }
-  std::uint64_t shed() const noexcept { return shed_; }
+  std::uint64_t shed() const noexcept { return spare_.shed(); }
   void close() noexcept;  // stop accepting (graceful shutdown)
   void on_io(std::uint32_t events) override;
 
  private:
-  enum class shed_result { shed, backlog_empty, stuck };
-  shed_result shed_one();
   void pause();
 
   event_loop& loop_;
   endpoint local_;
   unique_fd listen_fd_;
-  unique_fd spare_fd_;
+  spare_descriptor spare_;
   watch_id watch_;
   accept_fn on_accept_;
-  std::uint64_t shed_ = 0;
   timer_id resume_timer_ = 0;
 };
 

@@ -22,9 +22,6 @@ constexpr auto accept_pause = std::chrono::milliseconds(100);
 // re-armed (the next failure brings us back): bounds one turn's work.
 constexpr int sheds_per_completion = 64;
 
-unique_fd open_spare() {
-  return unique_fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-}
 }  // namespace
 
 uring_acceptor::uring_acceptor(event_loop& loop, uring_backend& ring, const endpoint& ep,
@@ -33,7 +30,6 @@ uring_acceptor::uring_acceptor(event_loop& loop, uring_backend& ring, const endp
       ring_(ring),
       // Non-blocking: io_uring waits for us, and shed_one() must never block.
       listen_fd_(listen_on(ep, io_mode::nonblocking, opts)),
-      spare_fd_(open_spare()),
       on_accept_(std::move(on_accept)) {
   local_ = local_endpoint(listen_fd_.get(), ep.kind());
   arm();
@@ -123,36 +119,17 @@ void uring_acceptor::on_completion(unsigned op, int result, std::uint32_t flags)
 
 bool uring_acceptor::out_of_descriptors() {
   for (int i = 0; i < sheds_per_completion; ++i) {
-    switch (shed_one()) {
-      case shed_result::shed:
+    switch (spare_.shed_one(listen_fd_.get(), local_)) {
+      case spare_descriptor::result::shed:
         continue;
-      case shed_result::backlog_empty:
+      case spare_descriptor::result::backlog_empty:
         return true;
-      case shed_result::stuck:
+      case spare_descriptor::result::stuck:
         pause();
         return false;
     }
   }
   return true;
-}
-
-uring_acceptor::shed_result uring_acceptor::shed_one() {
-  if (!spare_fd_) spare_fd_ = open_spare();
-  if (!spare_fd_) return shed_result::stuck;
-  spare_fd_.reset();
-  int fd = ::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC);
-  int err = errno;
-  if (fd >= 0) {
-    ::close(fd);
-    ++shed_;
-    if (shed_ == 1 || shed_ % 1000 == 0)
-      log(log_level::warning, "out of descriptors: closed {} incoming connection{} at once on {}",
-          shed_, shed_ == 1 ? "" : "s", local_.to_uri());
-  }
-  spare_fd_ = open_spare();
-  if (fd >= 0) return shed_result::shed;
-  if (err == EAGAIN || err == EWOULDBLOCK) return shed_result::backlog_empty;
-  return shed_result::stuck;
 }
 
 void uring_acceptor::pause() {

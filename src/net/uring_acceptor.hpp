@@ -12,6 +12,7 @@
 #include <functional>
 
 #include "event/backend_uring.hpp"
+#include "net/spare_descriptor.hpp"
 #include "netkit/endpoint.hpp"
 #include "netkit/event/loop.hpp"
 #include "netkit/fd.hpp"
@@ -30,7 +31,7 @@ class uring_acceptor final : public completion_handler {
   ~uring_acceptor();
 
   const endpoint& local() const noexcept { return local_; }
-  std::uint64_t shed() const noexcept { return shed_; }
+  std::uint64_t shed() const noexcept { return spare_.shed(); }
   // Stops accepting (cancels the accept, closes the listener).
   void close() noexcept;
   bool idle() const noexcept { return !in_flight_; }
@@ -38,23 +39,20 @@ class uring_acceptor final : public completion_handler {
   void on_completion(unsigned op, int result, std::uint32_t flags) override;
 
  private:
-  enum class shed_result { shed, backlog_empty, stuck };
   void arm();
   void wait_for_connection();
   // Handles -EMFILE & co; returns false when accepting is paused.
   bool out_of_descriptors();
-  shed_result shed_one();
   void pause();
 
   event_loop& loop_;
   uring_backend& ring_;
   endpoint local_;
   unique_fd listen_fd_;
-  unique_fd spare_fd_;
+  spare_descriptor spare_;
   accept_fn on_accept_;
   bool in_flight_ = false;  // the accept, or the poll that replaces it while out of fds
   unsigned armed_op_ = 0;
-  std::uint64_t shed_ = 0;
   timer_id resume_timer_ = 0;
 };
 
