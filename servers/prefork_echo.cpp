@@ -119,27 +119,6 @@ void set_receive_timeout(int fd, timeval tv) {
     throw_sys_error("setsockopt SO_RCVTIMEO");
 }
 
-// Errors accept(2) reports for one connection that went wrong (accept(2) "Error handling":
-// Linux passes pending network errors through accept); the next one may be fine. The
-// same list as the reactor's acceptor (src/net/acceptor.cpp).
-bool is_transient_accept_error(int err) noexcept {
-  switch (err) {
-    case ECONNABORTED:
-    case EPROTO:
-    case ENETDOWN:
-    case ENOPROTOOPT:
-    case EHOSTDOWN:
-    case ENONET:
-    case EHOSTUNREACH:
-    case EOPNOTSUPP:
-    case ENETUNREACH:
-    case EPERM:
-      return true;
-    default:
-      return false;
-  }
-}
-
 std::string describe_exit(int status) {
   if (WIFEXITED(status)) return fmt::format("exited with status {}", WEXITSTATUS(status));
   if (WIFSIGNALED(status)) return fmt::format("was killed by signal {}", WTERMSIG(status));

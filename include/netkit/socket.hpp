@@ -51,4 +51,8 @@ void set_linger(int fd, std::optional<std::chrono::seconds> timeout);
 // SO_ERROR: the pending error (e.g. of a non-blocking connect), cleared by reading it.
 int pending_error(int fd);
 
+// Accept errors that concern one pending connection, not the listener (accept(2): Linux
+// passes already-pending network errors on the new socket): skip it and accept the next.
+bool is_transient_accept_error(int err) noexcept;
+
 }  // namespace netkit

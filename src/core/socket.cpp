@@ -140,4 +140,22 @@ void set_linger(int fd, std::optional<std::chrono::seconds> timeout) {
     throw_sys_error("setsockopt SO_LINGER", fmt::format("fd {}", fd));
 }
 
+bool is_transient_accept_error(int err) noexcept {
+  switch (err) {
+    case ECONNABORTED:
+    case EPROTO:
+    case ENETDOWN:
+    case ENOPROTOOPT:
+    case EHOSTDOWN:
+    case ENONET:
+    case EHOSTUNREACH:
+    case EOPNOTSUPP:
+    case ENETUNREACH:
+    case EPERM:  // firewall rules refused this one connection
+      return true;
+    default:
+      return false;
+  }
+}
+
 }  // namespace netkit

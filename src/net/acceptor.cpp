@@ -19,24 +19,6 @@ constexpr auto accept_pause = std::chrono::milliseconds(100);
 
 }  // namespace
 
-bool is_transient_accept_error(int err) noexcept {
-  switch (err) {
-    case ECONNABORTED:
-    case EPROTO:
-    case ENETDOWN:
-    case ENOPROTOOPT:
-    case EHOSTDOWN:
-    case ENONET:
-    case EHOSTUNREACH:
-    case EOPNOTSUPP:
-    case ENETUNREACH:
-    case EPERM:  // firewall rules refused this one connection
-      return true;
-    default:
-      return false;
-  }
-}
-
 acceptor::acceptor(event_loop& loop, const endpoint& ep, const listen_options& opts,
                    accept_fn on_accept)
     : loop_(loop),

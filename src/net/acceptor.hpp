@@ -16,10 +16,6 @@
 
 namespace netkit::detail {
 
-// Accept errors that concern one pending connection, not the listener (accept(2):
-// "Linux accept() passes already-pending network errors on the new socket").
-bool is_transient_accept_error(int err) noexcept;
-
 class acceptor final : public io_handler {
  public:
   using accept_fn = std::function<void(unique_fd, endpoint)>;

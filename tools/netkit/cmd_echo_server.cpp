@@ -116,6 +116,14 @@ int run(const echo_server_args& args) {
   auto limit = raise_nofile_limit();
   if (args.model == "prefork") {
     if (args.threads > 1) throw usage_error("--threads does not apply to --model prefork");
+    // Each worker serves one connection at a time with blocking I/O: these loop-server
+    // limits have no meaning there, and silently ignoring them would surprise.
+    if (args.max_conns != 0 || args.idle_timeout != 0 ||
+        args.high_water != echo_server_args{}.high_water ||
+        args.hard_limit != echo_server_args{}.hard_limit)
+      throw usage_error(
+          "--max-conns, --idle-timeout, --high-water and --hard-limit do not apply to --model "
+          "prefork (its --workers bound the connections served at once)");
     servers::prefork_options prefork;
     prefork.listen = listen;
     prefork.listening.unix_mode = unix_mode;
