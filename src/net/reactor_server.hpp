@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "net/acceptor.hpp"
+#include "net/connection_table.hpp"
 #include "net/reply_batch.hpp"
 #include "netkit/buffer.hpp"
 #include "netkit/net/stream_server.hpp"
@@ -79,12 +80,7 @@ class reactor_server final : public stream_server {
   server_handler handler_;
   std::unique_ptr<encoder> encoder_;
   acceptor acceptor_;
-  struct slot {
-    std::unique_ptr<reactor_connection> conn;
-    std::uint32_t generation = 0;
-  };
-  std::vector<slot> slots_;
-  std::vector<std::uint32_t> free_slots_;
+  connection_table<reactor_connection> conns_;
   server_stats stats_;
   bool shutting_down_ = false;
   timer_id idle_timer_ = 0;

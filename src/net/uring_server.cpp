@@ -5,7 +5,6 @@
 // Submissions are only prepared here; the backend submits them all with its wait, so a
 // loop turn costs one io_uring_enter however many connections were served.
 #include "net/uring_server.hpp"
-#include "net/peer_description.hpp"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -421,8 +420,7 @@ uring_server::~uring_server() {
   if (drain_timer_) loop_.cancel(drain_timer_);
   if (trim_timer_) loop_.cancel(trim_timer_);
   acceptor_.close();
-  for (auto& s : slots_)
-    if (s.conn) s.conn->force_close(close_reason::server_stopping);
+  conns_.for_each([](auto& c) { c.force_close(close_reason::server_stopping); });
   // The kernel still points at the acceptor, the zombies and the receive buffers until
   // their cancellations complete: wait for those completions (bounded).
   auto deadline = event_loop::clock::now() + teardown_limit;
@@ -438,64 +436,28 @@ uring_server::~uring_server() {
 }
 
 void uring_server::on_accept(unique_fd fd, endpoint peer) {
-  if (shutting_down_) return;
-  if (options_.max_connections > 0 && stats_.open >= options_.max_connections) {
-    ++stats_.refused;
-    auto level =
-        stats_.refused == 1 || stats_.refused % 1000 == 0 ? log_level::warning : log_level::debug;
-    log(level, "refused {} (--max-conns {} reached; {} refused so far)", peer.to_uri(),
-        options_.max_connections, stats_.refused);
-    return;  // closing the accepted socket is the refusal
-  }
-  if (peer.kind() == transport::tcp) {
-    int one = 1;
-    ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  }
-  std::uint32_t index;
-  if (!free_slots_.empty()) {
-    index = free_slots_.back();
-    free_slots_.pop_back();
-  } else {
-    index = static_cast<std::uint32_t>(slots_.size());
-    slots_.emplace_back();
-  }
-  auto& s = slots_[index];
-  conn_id id{index, s.generation};
-  s.conn = std::make_unique<uring_connection>(*this, id, std::move(fd), std::move(peer));
+  if (shutting_down_ || !admit_connection(options_, stats_, peer)) return;
+  tune_accepted(fd.get(), peer);
+  auto& c = conns_.emplace([&](conn_id id) {
+    return std::make_unique<uring_connection>(*this, id, std::move(fd), std::move(peer));
+  });
   try {
-    s.conn->start();
+    c.start();
   } catch (const std::exception& e) {
-    log(log_level::warning, "closing {}: {}", s.conn->peer().to_uri(), e.what());
-    s.conn.reset();
-    ++s.generation;
-    free_slots_.push_back(index);
+    log(log_level::warning, "closing {}: {}", c.peer().to_uri(), e.what());
+    conns_.remove(c.id());
     return;
   }
-  ++stats_.accepted;
-  ++stats_.open;
-  auto& c = *s.conn;
-  log(log_level::debug, "connected {} (fd {}, {} open)", describe_peer(c), c.fd(), stats_.open);
-  if (handler_.on_connect) handler_.on_connect(c);
+  note_connected(handler_, stats_, c);
 }
 
 void uring_server::release(uring_connection& c, close_reason why) {
-  --stats_.open;
-  log(log_level::debug, "closed {}: {} ({} open)", c.peer().to_uri(), to_string(why), stats_.open);
-  if (handler_.on_close) {
-    try {
-      handler_.on_close(c, why);
-    } catch (const std::exception& e) {
-      log(log_level::error, "close handler for {} failed: {}", c.peer().to_uri(), e.what());
-    }
-  }
-  auto& s = slots_[c.id().slot];
-  ++s.generation;
-  free_slots_.push_back(c.id().slot);
+  note_closed(handler_, stats_, c, why);
+  auto owned = conns_.remove(c.id());
   if (stats_.open == 0 && !destroying_ && !trimmed_) {
     trimmed_ = true;  // at most one pending trim
     loop_.defer([this] { trim_memory(); });
   }
-  auto owned = std::move(s.conn);
   if (c.in_flight()) {
     c.zombie_index = zombies_.size();
     zombies_.push_back(std::move(owned));
@@ -580,16 +542,13 @@ void uring_server::trim_memory() {
 }
 
 connection* uring_server::find(conn_id id) noexcept {
-  if (id.slot >= slots_.size()) return nullptr;
-  auto& s = slots_[id.slot];
-  return s.generation == id.generation ? s.conn.get() : nullptr;
+  return conns_.find(id);
 }
 
 void uring_server::sweep_idle() {
   auto now = loop_.now();
-  for (auto& s : slots_) {
-    if (!s.conn || s.conn->closed()) continue;
-    auto& c = *s.conn;
+  conns_.for_each([&](uring_connection& c) {
+    if (c.closed()) return;
     // Completions run before the loop reads the clock, so activity is stamped here: a
     // connection is closed between idle_timeout and idle_timeout + one sweep period
     // after its last input, never earlier.
@@ -600,23 +559,24 @@ void uring_server::sweep_idle() {
           options_.idle_timeout.count());
       c.force_close(close_reason::idle_timeout);
     }
-  }
+  });
 }
 
 void uring_server::begin_shutdown() {
   if (shutting_down_) return;
   shutting_down_ = true;
   acceptor_.close();
-  for (auto& s : slots_)
-    if (s.conn && !s.conn->closed()) s.conn->begin_drain(close_reason::server_stopping);
+  conns_.for_each([](auto& c) {
+    if (!c.closed()) c.begin_drain(close_reason::server_stopping);
+  });
   drain_timer_ = loop_.run_after(options_.drain_timeout, [this] {
     drain_timer_ = 0;
-    for (auto& s : slots_)
-      if (s.conn && !s.conn->closed()) {
-        log(log_level::warning, "closing {}: output not drained within {} ms",
-            s.conn->peer().to_uri(), options_.drain_timeout.count());
-        s.conn->force_close(close_reason::server_stopping);
-      }
+    conns_.for_each([this](auto& c) {
+      if (c.closed()) return;
+      log(log_level::warning, "closing {}: output not drained within {} ms", c.peer().to_uri(),
+          options_.drain_timeout.count());
+      c.force_close(close_reason::server_stopping);
+    });
   });
 }
 

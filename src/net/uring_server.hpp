@@ -9,6 +9,7 @@
 
 #include "event/backend_uring.hpp"
 #include "event/uring_buffer_ring.hpp"
+#include "net/connection_table.hpp"
 #include "net/uring_acceptor.hpp"
 #include "netkit/buffer.hpp"
 #include "netkit/net/stream_server.hpp"
@@ -121,12 +122,7 @@ class uring_server final : public stream_server {
   std::unique_ptr<encoder> encoder_;
   uring_buffer_ring buffers_;
   uring_acceptor acceptor_;
-  struct slot {
-    std::unique_ptr<uring_connection> conn;
-    std::uint32_t generation = 0;
-  };
-  std::vector<slot> slots_;
-  std::vector<std::uint32_t> free_slots_;
+  connection_table<uring_connection> conns_;
   graveyard zombies_;  // closed, with operations still in flight
   // Shared with a deferred task, which may run after this server is gone.
   std::shared_ptr<graveyard> dead_ = std::make_shared<graveyard>();

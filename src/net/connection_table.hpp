@@ -1,0 +1,110 @@
+// What both stream servers (reactor and io_uring) share about owning connections: the
+// slot table that names them by {slot, generation}, admission against max_connections,
+// and the bookkeeping around connect and close.
+#pragma once
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "net/peer_description.hpp"
+#include "netkit/log.hpp"
+#include "netkit/net/stream_server.hpp"
+
+namespace netkit::detail {
+
+// Owns connections in slots. A removed connection's slot gets a new generation, so an
+// old conn_id never finds the next occupant.
+template <typename Conn>
+class connection_table {
+ public:
+  // Puts make(id) -> unique_ptr<Conn> in a free slot.
+  template <typename Make>
+  Conn& emplace(Make&& make) {
+    std::uint32_t index;
+    if (!free_.empty()) {
+      index = free_.back();
+      free_.pop_back();
+    } else {
+      index = static_cast<std::uint32_t>(slots_.size());
+      slots_.emplace_back();
+    }
+    auto& s = slots_[index];
+    s.conn = make(conn_id{index, s.generation});
+    return *s.conn;
+  }
+
+  // Frees the slot and hands back ownership (the caller decides when to destroy it).
+  std::unique_ptr<Conn> remove(conn_id id) {
+    auto& s = slots_[id.slot];
+    ++s.generation;
+    free_.push_back(id.slot);
+    return std::move(s.conn);
+  }
+
+  Conn* find(conn_id id) const noexcept {
+    if (id.slot >= slots_.size()) return nullptr;
+    const auto& s = slots_[id.slot];
+    return s.generation == id.generation ? s.conn.get() : nullptr;
+  }
+
+  // Calls f on every connection still in the table; f may close (remove) it.
+  template <typename F>
+  void for_each(F&& f) {
+    for (std::size_t i = 0; i < slots_.size(); ++i)
+      if (slots_[i].conn) f(*slots_[i].conn);
+  }
+
+ private:
+  struct slot {
+    std::unique_ptr<Conn> conn;
+    std::uint32_t generation = 0;
+  };
+  std::vector<slot> slots_;
+  std::vector<std::uint32_t> free_;
+};
+
+// False, counted and logged (the first refusal and every 1000th at warning level), when
+// max_connections is reached: closing the accepted socket is the refusal.
+inline bool admit_connection(const server_options& options, server_stats& stats,
+                             const endpoint& peer) {
+  if (options.max_connections == 0 || stats.open < options.max_connections) return true;
+  ++stats.refused;
+  auto level =
+      stats.refused == 1 || stats.refused % 1000 == 0 ? log_level::warning : log_level::debug;
+  log(level, "refused {} (--max-conns {} reached; {} refused so far)", peer.to_uri(),
+      options.max_connections, stats.refused);
+  return false;
+}
+
+// Echo-style request/response traffic must not wait for Nagle's algorithm.
+inline void tune_accepted(int fd, const endpoint& peer) {
+  if (peer.kind() != transport::tcp) return;
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+inline void note_connected(const server_handler& handler, server_stats& stats, connection& c) {
+  ++stats.accepted;
+  ++stats.open;
+  log(log_level::debug, "connected {} (fd {}, {} open)", describe_peer(c), c.fd(), stats.open);
+  if (handler.on_connect) handler.on_connect(c);
+}
+
+inline void note_closed(const server_handler& handler, server_stats& stats, connection& c,
+                        close_reason why) {
+  --stats.open;
+  log(log_level::debug, "closed {}: {} ({} open)", c.peer().to_uri(), to_string(why), stats.open);
+  if (!handler.on_close) return;
+  try {
+    handler.on_close(c, why);
+  } catch (const std::exception& e) {
+    log(log_level::error, "close handler for {} failed: {}", c.peer().to_uri(), e.what());
+  }
+}
+
+}  // namespace netkit::detail
