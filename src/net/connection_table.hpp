@@ -9,9 +9,12 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <span>
 #include <vector>
 
 #include "net/peer_description.hpp"
+#include "netkit/codec/codec.hpp"
 #include "netkit/log.hpp"
 #include "netkit/net/stream_server.hpp"
 
@@ -105,6 +108,35 @@ inline void note_closed(const server_handler& handler, server_stats& stats, conn
   } catch (const std::exception& e) {
     log(log_level::error, "close handler for {} failed: {}", c.peer().to_uri(), e.what());
   }
+}
+
+// Decodes `data` and hands each message to the handler for as long as `c` takes input.
+// Returns the bytes consumed, or nullopt after closing `c` for a protocol error or a
+// handler that threw.
+template <typename Conn>
+std::optional<std::size_t> dispatch_messages(Conn& c, decoder& dec, const server_handler& handler,
+                                             server_stats& stats, std::span<const std::byte> data) {
+  std::size_t used = 0;
+  while (c.takes_input()) {
+    auto r = dec.decode(data.subspan(used));
+    if (r.state == decode_result::status::need_more) break;
+    if (r.state == decode_result::status::error) {
+      ++stats.protocol_errors;
+      log(log_level::warning, "closing {}: protocol error: {}", c.peer().to_uri(), r.error);
+      c.force_close(close_reason::protocol_error);
+      return std::nullopt;
+    }
+    used += r.consumed;
+    if (!handler.on_message) continue;
+    try {
+      handler.on_message(c, r.message);
+    } catch (const std::exception& e) {
+      log(log_level::error, "closing {}: handler failed: {}", c.peer().to_uri(), e.what());
+      c.force_close(close_reason::local);
+      return std::nullopt;
+    }
+  }
+  return used;
 }
 
 }  // namespace netkit::detail

@@ -104,28 +104,7 @@ void reactor_connection::handle_read(std::uint32_t events) {
 }
 
 std::optional<std::size_t> reactor_connection::deliver(std::span<const std::byte> data) {
-  std::size_t used = 0;
-  while (state_ == state::open) {
-    auto r = decoder_->decode(data.subspan(used));
-    if (r.state == decode_result::status::need_more) break;
-    if (r.state == decode_result::status::error) {
-      ++server_.stats_.protocol_errors;
-      log(log_level::warning, "closing {}: protocol error: {}", peer().to_uri(), r.error);
-      force_close(close_reason::protocol_error);
-      return std::nullopt;
-    }
-    used += r.consumed;
-    if (auto& on_message = server_.handler_.on_message) {
-      try {
-        on_message(*this, r.message);
-      } catch (const std::exception& e) {
-        log(log_level::error, "closing {}: handler failed: {}", peer().to_uri(), e.what());
-        force_close(close_reason::local);
-        return std::nullopt;
-      }
-    }
-  }
-  return used;
+  return dispatch_messages(*this, *decoder_, server_.handler_, server_.stats_, data);
 }
 
 void reactor_connection::send(std::span<const std::byte> message) {

@@ -27,6 +27,8 @@ class reactor_connection final : public connection, public io_handler {
   void start();
   void force_close(close_reason why);
   bool closed() const noexcept { return state_ == state::closed; }
+  // Open for input: not yet draining toward a close.
+  bool takes_input() const noexcept { return state_ == state::open; }
   std::chrono::steady_clock::time_point last_active() const noexcept { return last_active_; }
   // Stops reading; closes with `why` once queued output is written.
   void begin_drain(close_reason why);

@@ -34,6 +34,8 @@ class uring_connection final : public connection, public completion_handler {
   // Stops reading; closes with `why` once queued output is written.
   void begin_drain(close_reason why);
   bool closed() const noexcept { return state_ == state::closed; }
+  // Open for input: not yet draining toward a close.
+  bool takes_input() const noexcept { return state_ == state::open; }
   bool in_flight() const noexcept { return recv_armed_ || send_in_flight_; }
   // Re-arms a recv that ended for lack of provided buffers.
   void retry_recv();
