@@ -15,6 +15,7 @@ int main() {
   netkit::make_encoder(spec)->encode(std::as_bytes(std::span("hi", 2)), out);
   auto r = netkit::make_decoder(spec)->decode(out.data());
   if (r.state != netkit::decode_result::status::message || r.message.size() != 2) return 2;
-  std::printf("consumer ok: %s, %zu backends\n", ep.to_uri().c_str(), netkit::list_backends().size());
+  std::printf("consumer ok: %s, %zu backends\n", ep.to_uri().c_str(),
+              netkit::list_backends().size());
   return 0;
 }
