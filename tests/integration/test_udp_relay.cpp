@@ -17,6 +17,7 @@
 #include "netkit/endpoint.hpp"
 #include "netkit/error.hpp"
 #include "support/child_process.hpp"
+#include "support/dgram_server_child.hpp"
 #include "support/fd_leak_guard.hpp"
 #include "support/server_process.hpp"
 #include "udp_echo.hpp"
@@ -25,49 +26,7 @@ namespace netkit {
 namespace {
 
 using namespace std::chrono_literals;
-
-// run_dgram_echo_server in a forked child, stopped (SIGTERM) and reaped by the destructor.
-class dgram_server_child {
- public:
-  explicit dgram_server_child(servers::dgram_server_options opts) {
-    int p[2];
-    if (::pipe2(p, O_CLOEXEC) != 0) throw_sys_error("pipe2");
-    std::fflush(stdout);
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlives a test that aborts
-      ::dup2(p[1], STDOUT_FILENO);
-      int rc = 1;
-      try {
-        rc = servers::run_dgram_echo_server(opts);
-      } catch (const std::exception& e) {
-        std::fprintf(stderr, "server: %s\n", e.what());
-      }
-      std::fflush(stdout);
-      ::_exit(rc);
-    }
-    ::close(p[1]);
-    unique_fd out(p[0]);
-    std::string line;
-    char c;
-    pollfd pf{out.get(), POLLIN, 0};
-    while (::poll(&pf, 1, 10000) == 1 && ::read(out.get(), &c, 1) == 1 && c != '\n')
-      line += c;
-    auto uri = line.substr(13, line.find(' ', 13) - 13);
-    local_ = endpoint::parse(uri);
-    out_ = std::move(out);
-  }
-  ~dgram_server_child() {
-    ::kill(pid_, SIGTERM);
-    ::waitpid(pid_, nullptr, 0);
-  }
-  const endpoint& local() const noexcept { return local_; }
-
- private:
-  pid_t pid_ = -1;
-  unique_fd out_;
-  endpoint local_;
-};
+using test::dgram_server_child;
 
 using counts = std::map<std::string, long>;
 
