@@ -71,6 +71,26 @@ class connection_table {
   std::vector<std::uint32_t> free_;
 };
 
+// Graceful stop: every connection stops reading and closes once its output is written;
+// whatever has not drained after `timeout` is cut. `timer` (a server member, cancelled
+// by the server's destructor) holds the deadline.
+template <typename Conn>
+void drain_all(event_loop& loop, connection_table<Conn>& conns, std::chrono::milliseconds timeout,
+               timer_id& timer) {
+  conns.for_each([](Conn& c) {
+    if (!c.closed()) c.begin_drain(close_reason::server_stopping);
+  });
+  timer = loop.run_after(timeout, [&conns, &timer, timeout] {
+    timer = 0;
+    conns.for_each([timeout](Conn& c) {
+      if (c.closed()) return;
+      log(log_level::warning, "closing {}: output not drained within {} ms", c.peer().to_uri(),
+          timeout.count());
+      c.force_close(close_reason::server_stopping);
+    });
+  });
+}
+
 // False, counted and logged (the first refusal and every 1000th at warning level), when
 // max_connections is reached: closing the accepted socket is the refusal.
 inline bool admit_connection(const server_options& options, server_stats& stats,

@@ -302,18 +302,7 @@ void reactor_server::begin_shutdown() {
   if (shutting_down_) return;
   shutting_down_ = true;
   acceptor_.close();
-  conns_.for_each([](auto& c) {
-    if (!c.closed()) c.begin_drain(close_reason::server_stopping);
-  });
-  drain_timer_ = loop_.run_after(options_.drain_timeout, [this] {
-    drain_timer_ = 0;
-    conns_.for_each([this](auto& c) {
-      if (c.closed()) return;
-      log(log_level::warning, "closing {}: output not drained within {} ms", c.peer().to_uri(),
-          options_.drain_timeout.count());
-      c.force_close(close_reason::server_stopping);
-    });
-  });
+  drain_all(loop_, conns_, options_.drain_timeout, drain_timer_);
 }
 
 }  // namespace netkit::detail
