@@ -109,10 +109,8 @@ host_port split_host_port(std::string_view uri, std::string_view rest) {
 
 // A numeric address needs no resolver; try it first so "tcp://127.0.0.1:0" never
 // touches getaddrinfo.
-bool parse_numeric(transport t, const std::string& host, std::uint16_t port, endpoint& out,
-                   sockaddr_storage& ss, socklen_t& len) {
-  (void)out;
-  (void)t;
+bool parse_numeric(const std::string& host, std::uint16_t port, sockaddr_storage& ss,
+                   socklen_t& len) {
   std::memset(&ss, 0, sizeof ss);
   auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
   if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
@@ -172,7 +170,10 @@ std::vector<endpoint> endpoint::resolve_all(std::string_view uri) {
   auto hp = split_host_port(uri, parts.rest);
   endpoint ep;
   ep.transport_ = parts.kind;
-  if (parse_numeric(parts.kind, hp.host, hp.port, ep, ep.storage_, ep.length_)) return {ep};
+  if (parse_numeric(hp.host, hp.port, ep.storage_, ep.length_)) return {ep};
+  // getaddrinfo would accept inet_aton's shorthand ("1.2.3" = 1.2.0.3): surprising in a URI.
+  if (hp.host.find_first_not_of("0123456789.") == std::string::npos)
+    bad_uri(uri, fmt::format("'{}' is not an IPv4 address (a.b.c.d)", hp.host));
   return resolve(hp.host, hp.port, parts.kind);
 }
 

@@ -69,19 +69,21 @@ TEST_P(bad_uri_test, error_names_the_uri_and_the_problem) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(all, bad_uri_test,
-                         testing::Values(bad_uri{"127.0.0.1:80", "missing '://'"},
-                                         bad_uri{"http://127.0.0.1:80", "unknown scheme 'http'"},
-                                         bad_uri{"tcp://127.0.0.1", "missing ':PORT'"},
-                                         bad_uri{"tcp://127.0.0.1:65536", "port '65536'"},
-                                         bad_uri{"tcp://127.0.0.1:http", "port 'http'"},
-                                         bad_uri{"tcp://:80", "missing host"},
-                                         bad_uri{"tcp://::1:80",
-                                                 "IPv6 addresses must be written in brackets"},
-                                         bad_uri{"tcp://[::1:80", "missing ']'"},
-                                         bad_uri{"tcp://127.0.0.1:80/x", "unexpected path"},
-                                         bad_uri{"unix://relative.sock", "must be absolute"},
-                                         bad_uri{"unix://@", "empty abstract socket name"}));
+INSTANTIATE_TEST_SUITE_P(
+    all, bad_uri_test,
+    testing::Values(bad_uri{"127.0.0.1:80", "missing '://'"},
+                    bad_uri{"http://127.0.0.1:80", "unknown scheme 'http'"},
+                    bad_uri{"tcp://127.0.0.1", "missing ':PORT'"},
+                    bad_uri{"tcp://127.0.0.1:65536", "port '65536'"},
+                    bad_uri{"tcp://127.0.0.1:http", "port 'http'"},
+                    bad_uri{"tcp://:80", "missing host"},
+                    bad_uri{"tcp://::1:80", "IPv6 addresses must be written in brackets"},
+                    bad_uri{"tcp://[::1:80", "missing ']'"},
+                    bad_uri{"tcp://127.0.0.1:80/x", "unexpected path"},
+                    bad_uri{"unix://relative.sock", "must be absolute"},
+                    bad_uri{"unix://@", "empty abstract socket name"},
+                    bad_uri{"tcp://1.2.3:80", "'1.2.3' is not an IPv4 address"},
+                    bad_uri{"udp://300.1.1.1:53", "not an IPv4 address"}));
 
 // Case 29: a sun_path that does not fit is an error, never truncated; two long paths
 // that share a 107-byte prefix can therefore never collide.
