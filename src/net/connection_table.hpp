@@ -130,6 +130,26 @@ inline void note_closed(const server_handler& handler, server_stats& stats, conn
   }
 }
 
+// The common part of accepting: admission, socket tuning, a slot, start() (a backend may
+// refuse the descriptor: logged, and the connection closes), then the connect callback.
+// make(id, fd, peer) builds the server's connection type.
+template <typename Conn, typename Make>
+void accept_connection(connection_table<Conn>& conns, const server_options& options,
+                       server_stats& stats, const server_handler& handler, unique_fd fd,
+                       endpoint peer, Make&& make) {
+  if (!admit_connection(options, stats, peer)) return;
+  tune_accepted(fd.get(), peer);
+  auto& c = conns.emplace([&](conn_id id) { return make(id, std::move(fd), std::move(peer)); });
+  try {
+    c.start();
+  } catch (const std::exception& e) {
+    log(log_level::warning, "closing {}: {}", c.peer().to_uri(), e.what());
+    conns.remove(c.id());
+    return;
+  }
+  note_connected(handler, stats, c);
+}
+
 // Decodes `data` and hands each message to the handler for as long as `c` takes input.
 // Returns the bytes consumed, or nullopt after closing `c` for a protocol error or a
 // handler that threw.

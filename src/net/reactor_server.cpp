@@ -261,19 +261,12 @@ reactor_server::~reactor_server() {
 }
 
 void reactor_server::on_accept(unique_fd fd, endpoint peer) {
-  if (shutting_down_ || !admit_connection(options_, stats_, peer)) return;
-  tune_accepted(fd.get(), peer);
-  auto& c = conns_.emplace([&](conn_id id) {
-    return std::make_unique<reactor_connection>(*this, id, std::move(fd), std::move(peer));
-  });
-  try {
-    c.start();
-  } catch (const std::exception& e) {
-    log(log_level::warning, "closing {}: {}", c.peer().to_uri(), e.what());
-    conns_.remove(c.id());
-    return;
-  }
-  note_connected(handler_, stats_, c);
+  if (shutting_down_) return;
+  accept_connection(conns_, options_, stats_, handler_, std::move(fd), std::move(peer),
+                    [this](conn_id id, unique_fd conn_fd, endpoint conn_peer) {
+                      return std::make_unique<reactor_connection>(*this, id, std::move(conn_fd),
+                                                                  std::move(conn_peer));
+                    });
 }
 
 void reactor_server::release(reactor_connection& c, close_reason why) {

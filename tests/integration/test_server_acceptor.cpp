@@ -46,6 +46,33 @@ class acceptor_test : public testing::TestWithParam<std::string> {
     s << in.rdbuf();
     return s.str();
   }
+  // Why accept errors cannot be injected with strace for this backend, or "" if they can.
+  std::string strace_unusable() const {
+    if (::access(strace_path, X_OK) != 0) return std::string(strace_path) + " not installed";
+    if (is_completion_backend(GetParam()))
+      return GetParam() +
+             " accepts through io_uring operations, not accept4(2): strace cannot inject "
+             "accept errors into it";
+    return {};
+  }
+  // The server under strace (-e trace=TRACE -e inject=INJECT), its trace in a temp file.
+  struct traced_server_config {
+    server_config config;
+    std::string trace_path = "/tmp/netkit-test-strace-XXXXXX";
+    unique_fd trace_fd;
+    ~traced_server_config() { ::unlink(trace_path.c_str()); }
+    std::string trace() const { return read_file(trace_path); }
+  };
+  void trace_server(traced_server_config& t, std::string trace, std::string inject) const {
+    t.trace_fd.reset(::mkstemp(t.trace_path.data()));
+    ASSERT_TRUE(t.trace_fd);
+    t.config = config();
+    t.config.wrapper = {
+        strace_path,       "-f", "-qq", "-o", t.trace_path, "-e", "trace=" + trace, "-e",
+        "inject=" + inject};
+    // LeakSanitizer cannot work under ptrace; every other check stays on.
+    t.config.env = {sanitizer_options("ASAN_OPTIONS", "detect_leaks=0")};
+  }
   static int count_of(const std::string& text, const std::string& what) {
     int n = 0;
     for (auto p = text.find(what); p != std::string::npos; p = text.find(what, p + 1))
@@ -125,27 +152,11 @@ TEST_P(acceptor_test, emfile_sheds_without_spinning_and_recovers) {
 // second accept4, the one that drains after a successful accept) → the spare-descriptor
 // path meets EAGAIN and stops: no reopen/accept ping-pong, a few syscalls per wakeup.
 TEST_P(acceptor_test, injected_emfile_with_empty_backlog_does_not_ping_pong) {
-  if (::access(strace_path, X_OK) != 0) GTEST_SKIP() << strace_path << " not installed";
-  if (is_completion_backend(GetParam()))
-    GTEST_SKIP() << GetParam()
-                 << " accepts through io_uring operations, not accept4(2): "
-                    "strace cannot inject accept errors into it";
+  if (auto why = strace_unusable(); !why.empty()) GTEST_SKIP() << why;
   fd_leak_guard guard;
-  char trace_path[] = "/tmp/netkit-test-strace-XXXXXX";
-  unique_fd trace_fd(::mkstemp(trace_path));
-  ASSERT_TRUE(trace_fd);
-  auto c = config();
-  c.wrapper = {strace_path,
-               "-f",
-               "-qq",
-               "-o",
-               trace_path,
-               "-e",
-               "trace=accept4,openat",
-               "-e",
-               "inject=accept4:error=EMFILE:when=2"};
-  // LeakSanitizer cannot work under ptrace; every other check stays on.
-  c.env = {sanitizer_options("ASAN_OPTIONS", "detect_leaks=0")};
+  traced_server_config traced;
+  ASSERT_NO_FATAL_FAILURE(trace_server(traced, "accept4,openat", "accept4:error=EMFILE:when=2"));
+  auto& c = traced.config;
   {
     server_process server(c);
     auto first = connect_client(server.local());
@@ -158,8 +169,7 @@ TEST_P(acceptor_test, injected_emfile_with_empty_backlog_does_not_ping_pong) {
     EXPECT_LT(server.sample().cpu - cpu0, 100ms);
     expect_clean_stop(server);
   }
-  auto trace = read_file(trace_path);
-  ::unlink(trace_path);
+  auto trace = traced.trace();
   EXPECT_EQ(count_of(trace, "EMFILE (Too many open files) (INJECTED)"), 1) << trace;
   // accept (ok), accept (EMFILE, injected), shed accept (EAGAIN); then accept (ok),
   // accept (EAGAIN) for the second client: 5, with a little slack for scheduling.
@@ -172,27 +182,11 @@ TEST_P(acceptor_test, injected_emfile_with_empty_backlog_does_not_ping_pong) {
 // inject rule per syscall) → transient; the listener stays armed and every client is
 // served.
 TEST_P(acceptor_test, transient_accept_errors_keep_the_listener_armed) {
-  if (::access(strace_path, X_OK) != 0) GTEST_SKIP() << strace_path << " not installed";
-  if (is_completion_backend(GetParam()))
-    GTEST_SKIP() << GetParam()
-                 << " accepts through io_uring operations, not accept4(2): "
-                    "strace cannot inject accept errors into it";
+  if (auto why = strace_unusable(); !why.empty()) GTEST_SKIP() << why;
   fd_leak_guard guard;
-  char trace_path[] = "/tmp/netkit-test-strace-XXXXXX";
-  unique_fd trace_fd(::mkstemp(trace_path));
-  ASSERT_TRUE(trace_fd);
-  auto c = config();
-  c.wrapper = {strace_path,
-               "-f",
-               "-qq",
-               "-o",
-               trace_path,
-               "-e",
-               "trace=accept4",
-               "-e",
-               "inject=accept4:error=ECONNABORTED:when=1+3"};
-  // LeakSanitizer cannot work under ptrace; every other check stays on.
-  c.env = {sanitizer_options("ASAN_OPTIONS", "detect_leaks=0")};
+  traced_server_config traced;
+  ASSERT_NO_FATAL_FAILURE(trace_server(traced, "accept4", "accept4:error=ECONNABORTED:when=1+3"));
+  auto& c = traced.config;
   {
     server_process server(c);
     for (int i = 0; i < 3; ++i) {
@@ -203,8 +197,7 @@ TEST_P(acceptor_test, transient_accept_errors_keep_the_listener_armed) {
     EXPECT_TRUE(server.alive());
     expect_clean_stop(server);
   }
-  auto trace = read_file(trace_path);
-  ::unlink(trace_path);
+  auto trace = traced.trace();
   EXPECT_GE(count_of(trace, "ECONNABORTED (Software caused connection abort) (INJECTED)"), 2)
       << trace;
 }
