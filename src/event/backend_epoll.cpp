@@ -22,10 +22,18 @@ std::uint32_t to_epoll(std::uint32_t interest, bool edge) {
 }
 }  // namespace
 
+// Events taken per epoll_wait. Not more: the kernel polls each item it reports (and, level-
+// triggered, re-polls the previous batch's), and the loop then reads those sockets; with
+// 1000 ready connections in one batch the sockets polled first are out of cache by the
+// time they are read. Measured at 1000 connections (A/B against batches growing to 4096):
+// level-triggered -2 % CPU per message at 64 B and -8 % at 4 KiB, edge-triggered -3.5 %
+// at 4 KiB; no difference at 100 or 10,000. An extra epoll_wait per 128 events is noise.
+constexpr std::size_t batch_events = 128;
+
 epoll_backend::epoll_backend(trigger mode)
     : edge_(mode == trigger::edge), epfd_(::epoll_create1(EPOLL_CLOEXEC)) {
   if (!epfd_) throw_sys_error("epoll_create1");
-  events_.resize(256);
+  events_.resize(batch_events);
 }
 
 void epoll_backend::add(int fd, std::uint32_t interest, std::uint64_t token) {
@@ -66,9 +74,6 @@ void epoll_backend::wait(int timeout_ms, std::vector<ready_event>& out) {
     if (e & (EPOLLHUP | EPOLLERR)) got |= io_hangup | io_read | io_write;
     out.push_back({events_[i].data.u64, got});
   }
-  // A full batch suggests more are ready: grow (bounded) so one call takes them all.
-  if (n == static_cast<int>(events_.size()) && events_.size() < 4096)
-    events_.resize(events_.size() * 2);
 }
 
 }  // namespace netkit::detail
