@@ -18,7 +18,7 @@
 
 #include "netkit/error.hpp"
 
-namespace netkit {
+namespace netkit::detail {
 
 namespace {
 
@@ -271,10 +271,8 @@ void uring_backend::run_completions(int timeout_ms) {
   reap(held_);
 }
 
-namespace detail {
 std::unique_ptr<backend> make_uring_backend() {
   return std::make_unique<uring_backend>();
 }
-}  // namespace detail
 
-}  // namespace netkit
+}  // namespace netkit::detail

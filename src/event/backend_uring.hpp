@@ -11,7 +11,7 @@
 
 #include "netkit/event/backend.hpp"
 
-namespace netkit {
+namespace netkit::detail {
 
 // Receives the completions of operations submitted through uring_backend. Must stay
 // alive until the last completion of every operation it submitted has arrived (a
@@ -47,7 +47,7 @@ class uring_backend final : public backend {
   // Submits everything queued since the last call and waits for completions in one
   // io_uring_enter; completions of operations go straight to their handlers.
   void wait(int timeout_ms, std::vector<ready_event>& out) override;
-  uring_backend* as_uring() noexcept override { return this; }
+  bool completion_based() const noexcept override { return true; }
 
   // A free submission entry (never null: a full queue is submitted first). Prepare it
   // with io_uring_prep_*, then call target(). Submitted on the next wait().
@@ -100,4 +100,9 @@ class uring_backend final : public backend {
   std::vector<completion> batch_;
 };
 
-}  // namespace netkit
+// The loop's backend as io_uring, or nullptr for a readiness backend.
+inline uring_backend* as_uring(backend& b) noexcept {
+  return b.completion_based() ? static_cast<uring_backend*>(&b) : nullptr;
+}
+
+}  // namespace netkit::detail

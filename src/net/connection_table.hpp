@@ -111,14 +111,14 @@ inline void tune_accepted(int fd, const endpoint& peer) {
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
-inline void note_connected(const server_handler& handler, server_stats& stats, connection& c) {
+inline void note_connected(const stream_handler& handler, server_stats& stats, connection& c) {
   ++stats.accepted;
   ++stats.open;
   log(log_level::debug, "connected {} (fd {}, {} open)", describe_peer(c), c.fd(), stats.open);
   if (handler.on_connect) handler.on_connect(c);
 }
 
-inline void note_closed(const server_handler& handler, server_stats& stats, connection& c,
+inline void note_closed(const stream_handler& handler, server_stats& stats, connection& c,
                         close_reason why) {
   --stats.open;
   log(log_level::debug, "closed {}: {} ({} open)", c.peer().to_uri(), to_string(why), stats.open);
@@ -135,7 +135,7 @@ inline void note_closed(const server_handler& handler, server_stats& stats, conn
 // make(id, fd, peer) builds the server's connection type.
 template <typename Conn, typename Make>
 void accept_connection(connection_table<Conn>& conns, const server_options& options,
-                       server_stats& stats, const server_handler& handler, unique_fd fd,
+                       server_stats& stats, const stream_handler& handler, unique_fd fd,
                        endpoint peer, Make&& make) {
   if (!admit_connection(options, stats, peer)) return;
   tune_accepted(fd.get(), peer);
@@ -154,7 +154,7 @@ void accept_connection(connection_table<Conn>& conns, const server_options& opti
 // Returns the bytes consumed, or nullopt after closing `c` for a protocol error or a
 // handler that threw.
 template <typename Conn>
-std::optional<std::size_t> dispatch_messages(Conn& c, decoder& dec, const server_handler& handler,
+std::optional<std::size_t> dispatch_messages(Conn& c, decoder& dec, const stream_handler& handler,
                                              server_stats& stats, std::span<const std::byte> data) {
   std::size_t used = 0;
   while (c.takes_input()) {

@@ -5,7 +5,7 @@
 namespace netkit {
 
 multi_reactor::multi_reactor(std::size_t threads, std::string model, server_options options,
-                             server_handler handler) {
+                             stream_handler handler) {
   if (threads == 0) threads = 1;
   options.listening.reuse_port = true;
   for (std::size_t i = 0; i < threads; ++i) {

@@ -239,7 +239,7 @@ void reactor_connection::force_close(close_reason why) {
 
 // ---- server --------------------------------------------------------------------------
 
-reactor_server::reactor_server(event_loop& loop, server_options options, server_handler handler)
+reactor_server::reactor_server(event_loop& loop, server_options options, stream_handler handler)
     : loop_(loop),
       options_(std::move(options)),
       handler_(std::move(handler)),

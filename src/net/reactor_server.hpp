@@ -61,7 +61,7 @@ class reactor_connection final : public connection, public io_handler {
 
 class reactor_server final : public stream_server {
  public:
-  reactor_server(event_loop& loop, server_options options, server_handler handler);
+  reactor_server(event_loop& loop, server_options options, stream_handler handler);
   ~reactor_server() override;
 
   const endpoint& local() const noexcept override { return acceptor_.local(); }
@@ -79,7 +79,7 @@ class reactor_server final : public stream_server {
 
   event_loop& loop_;
   server_options options_;
-  server_handler handler_;
+  stream_handler handler_;
   std::unique_ptr<encoder> encoder_;
   acceptor acceptor_;
   connection_table<reactor_connection> conns_;

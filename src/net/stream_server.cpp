@@ -32,12 +32,12 @@ std::string_view to_string(close_reason r) noexcept {
 }
 
 std::unique_ptr<stream_server> make_stream_server(event_loop& loop, server_options options,
-                                                  server_handler handler) {
+                                                  stream_handler handler) {
   if (!is_stream(options.listen.kind()))
     throw usage_error(fmt::format("{} is not a stream endpoint (use tcp:// or unix://)",
                                   options.listen.to_uri()));
   // A completion backend owns the I/O operations: it gets a server built on them.
-  if (loop.io_backend().as_uring())
+  if (loop.io_backend().completion_based())
     return detail::make_uring_server(loop, std::move(options), std::move(handler));
   return std::make_unique<detail::reactor_server>(loop, std::move(options), std::move(handler));
 }

@@ -369,9 +369,9 @@ void uring_connection::force_close(close_reason why) {
 
 // ---- server --------------------------------------------------------------------------
 
-uring_server::uring_server(event_loop& loop, server_options options, server_handler handler)
+uring_server::uring_server(event_loop& loop, server_options options, stream_handler handler)
     : loop_(loop),
-      ring_(*loop.io_backend().as_uring()),
+      ring_(*as_uring(loop.io_backend())),
       options_(std::move(options)),
       handler_(std::move(handler)),
       encoder_(make_encoder(options_.codec)),
@@ -542,7 +542,7 @@ void uring_server::begin_shutdown() {
 }
 
 std::unique_ptr<stream_server> make_uring_server(event_loop& loop, server_options options,
-                                                 server_handler handler) {
+                                                 stream_handler handler) {
   return std::make_unique<uring_server>(loop, std::move(options), std::move(handler));
 }
 

@@ -90,7 +90,7 @@ class uring_connection final : public connection, public completion_handler {
 
 class uring_server final : public stream_server {
  public:
-  uring_server(event_loop& loop, server_options options, server_handler handler);
+  uring_server(event_loop& loop, server_options options, stream_handler handler);
   ~uring_server() override;
 
   const endpoint& local() const noexcept override { return acceptor_.local(); }
@@ -120,7 +120,7 @@ class uring_server final : public stream_server {
   event_loop& loop_;
   uring_backend& ring_;
   server_options options_;
-  server_handler handler_;
+  stream_handler handler_;
   std::unique_ptr<encoder> encoder_;
   uring_buffer_ring buffers_;
   uring_acceptor acceptor_;

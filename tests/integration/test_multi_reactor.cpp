@@ -154,7 +154,7 @@ TEST_P(multi_reactor_test, reuseport_spreads_connections_and_one_listener_closin
   close_ledger ledger;
   std::mutex ports_mutex;
   std::map<std::uint16_t, std::size_t> reactor_of_port;  // client port → reactor
-  server_handler h;
+  stream_handler h;
   h.on_connect = [&](connection& c) {
     ledger.on_connect(c);
     std::lock_guard lock(ports_mutex);
@@ -299,7 +299,7 @@ TEST_P(multi_reactor_test, foreign_thread_send_and_close_during_the_callback) {
   multi_reactor* mr_ptr = nullptr;          // set before any client connects, read-only after
   close_ledger ledger;
 
-  server_handler h;
+  stream_handler h;
   h.on_connect = [&](connection& c) { ledger.on_connect(c); };
   h.on_close = [&](connection& c, close_reason) { ledger.on_close(c); };
   h.on_message = [&](connection& c, std::span<const std::byte> m) {

@@ -25,7 +25,7 @@ class server_regression : public testing::TestWithParam<std::string> {
     server_options o;
     o.listen = endpoint::parse("tcp://127.0.0.1:0");
     o.codec = codec_spec::parse(codec);
-    server_handler echo;
+    stream_handler echo;
     echo.on_message = [](connection& c, std::span<const std::byte> m) { c.send(m); };
     server_ = make_stream_server(*loop_, o, std::move(echo));
   }

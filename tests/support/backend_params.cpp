@@ -28,7 +28,7 @@ std::optional<std::string> backend_problem(const std::string& name) {
 
 bool is_completion_backend(const std::string& name) {
   if (backend_problem(name)) return false;
-  return make_backend(name)->as_uring() != nullptr;
+  return make_backend(name)->completion_based();
 }
 
 std::vector<std::string> codec_names() {

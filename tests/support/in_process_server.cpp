@@ -37,7 +37,7 @@ void in_process_server::run(std::string backend, std::string codec, std::string 
     server_options options;
     options.listen = endpoint::parse(listen);
     options.codec = codec_spec::parse(codec);
-    server_handler echo;
+    stream_handler echo;
     echo.on_message = [](connection& c, std::span<const std::byte> m) { c.send(m); };
     server = make_stream_server(*loop, options, std::move(echo));
     {

@@ -71,7 +71,7 @@ void log_totals(int sig, const server_stats& st) {
 // --threads N: N reactors on one SO_REUSEPORT port. The stop signals are blocked in every
 // thread and taken synchronously here, so no reactor thread is interrupted by them.
 int run_multi(const echo_server_args& args, const server_options& options,
-              const server_handler& echo, const nofile_limit& limit) {
+              const stream_handler& echo, const nofile_limit& limit) {
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
@@ -143,7 +143,7 @@ int run(const echo_server_args& args) {
   options.hard_limit = std::max(args.hard_limit, args.high_water);
   options.listening.reuse_port = args.reuse_port;
 
-  server_handler echo;
+  stream_handler echo;
   echo.on_message = [](connection& c, std::span<const std::byte> message) { c.send(message); };
   if (args.threads > 1) return run_multi(args, options, echo, limit);
 

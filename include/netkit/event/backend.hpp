@@ -25,8 +25,6 @@ struct ready_event {
   std::uint32_t events;
 };
 
-class uring_backend;
-
 // Not thread-safe: used only by its loop's thread.
 class backend {
  public:
@@ -45,8 +43,9 @@ class backend {
   // EINTR returns with nothing ready.
   virtual void wait(int timeout_ms, std::vector<ready_event>& out) = 0;
 
-  // Completion backends own I/O operations as well as readiness.
-  virtual uring_backend* as_uring() noexcept { return nullptr; }
+  // Completion backends (io_uring) own I/O operations as well as readiness: the library
+  // then drives connections with submitted operations instead of readiness reports.
+  virtual bool completion_based() const noexcept { return false; }
 };
 
 struct backend_info {

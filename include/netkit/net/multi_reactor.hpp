@@ -18,7 +18,7 @@ class multi_reactor {
   // Binds every listener before returning (throws sys_error naming the endpoint);
   // port 0 is resolved by the first one and shared by the rest.
   multi_reactor(std::size_t threads, std::string model, server_options options,
-                server_handler handler);
+                stream_handler handler);
   ~multi_reactor();  // stops and joins every thread
   multi_reactor(const multi_reactor&) = delete;
   multi_reactor& operator=(const multi_reactor&) = delete;

@@ -36,7 +36,7 @@ struct server_options {
   listen_options listening;
 };
 
-struct server_handler {
+struct stream_handler {
   std::function<void(connection&)> on_connect;
   std::function<void(connection&, std::span<const std::byte>)> on_message;
   std::function<void(connection&, close_reason)> on_close;
@@ -72,7 +72,7 @@ class stream_server {
 
 // Binds and listens (throws sys_error naming the endpoint), then serves on `loop`.
 std::unique_ptr<stream_server> make_stream_server(event_loop& loop, server_options options,
-                                                  server_handler handler);
+                                                  stream_handler handler);
 
 // Serves until SIGINT/SIGTERM, then stops gracefully. Returns the signal that stopped it.
 int run_until_signal(event_loop& loop, stream_server& server);
