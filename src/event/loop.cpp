@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 
 #include <fmt/format.h>
 
@@ -219,6 +220,8 @@ void event_loop::run_posted() {
 }
 
 void event_loop::run_once(std::chrono::milliseconds timeout) {
+  if (auto self = std::this_thread::get_id(); loop_thread_.load(std::memory_order_relaxed) != self)
+    loop_thread_.store(self, std::memory_order_relaxed);
   ready_.clear();
   backend_->wait(next_timeout_ms(timeout), ready_);
   now_ = clock::now();
@@ -247,6 +250,13 @@ void event_loop::run_once(std::chrono::milliseconds timeout) {
 void event_loop::run() {
   while (!stopping_.load())
     run_once(std::chrono::milliseconds(-1));
+}
+
+void detail_assert_loop_thread(const event_loop& loop, const char* function) noexcept {
+  if (loop.in_loop_thread()) return;
+  fmt::print(stderr, "netkit: {} called from a thread that does not run its event loop\n",
+             function);
+  std::abort();
 }
 
 }  // namespace netkit

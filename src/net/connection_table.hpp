@@ -1,6 +1,6 @@
-// What both stream servers (reactor and io_uring) share about owning connections: the
-// slot table that names them by {slot, generation}, admission against max_connections,
-// and the bookkeeping around connect and close.
+// Owning connections, for both drivers (readiness and io_uring) and both sides: the slot
+// table that names them by {slot, generation, group}, admission against max_connections,
+// the bookkeeping around connect and close, and the decode/dispatch loop.
 #pragma once
 
 #include <netinet/in.h>
@@ -16,7 +16,7 @@
 #include "net/peer_description.hpp"
 #include "netkit/codec/codec.hpp"
 #include "netkit/log.hpp"
-#include "netkit/net/stream_server.hpp"
+#include "netkit/net/connection_group.hpp"
 
 namespace netkit::detail {
 
@@ -25,6 +25,9 @@ namespace netkit::detail {
 template <typename Conn>
 class connection_table {
  public:
+  // Every id this table hands out carries `group` (conn_id::group).
+  explicit connection_table(std::uint32_t group = 0) : group_(group) {}
+
   // Puts make(id) -> unique_ptr<Conn> in a free slot.
   template <typename Make>
   Conn& emplace(Make&& make) {
@@ -37,7 +40,7 @@ class connection_table {
       slots_.emplace_back();
     }
     auto& s = slots_[index];
-    s.conn = make(conn_id{index, s.generation});
+    s.conn = make(conn_id{index, s.generation, group_});
     return *s.conn;
   }
 
@@ -50,7 +53,7 @@ class connection_table {
   }
 
   Conn* find(conn_id id) const noexcept {
-    if (id.slot >= slots_.size()) return nullptr;
+    if (id.slot >= slots_.size() || id.group != group_) return nullptr;
     const auto& s = slots_[id.slot];
     return s.generation == id.generation ? s.conn.get() : nullptr;
   }
@@ -69,38 +72,19 @@ class connection_table {
   };
   std::vector<slot> slots_;
   std::vector<std::uint32_t> free_;
+  std::uint32_t group_;
 };
-
-// Graceful stop: every connection stops reading and closes once its output is written;
-// whatever has not drained after `timeout` is cut. `timer` (a server member, cancelled
-// by the server's destructor) holds the deadline.
-template <typename Conn>
-void drain_all(event_loop& loop, connection_table<Conn>& conns, std::chrono::milliseconds timeout,
-               timer_id& timer) {
-  conns.for_each([](Conn& c) {
-    if (!c.closed()) c.begin_drain(close_reason::server_stopping);
-  });
-  timer = loop.run_after(timeout, [&conns, &timer, timeout] {
-    timer = 0;
-    conns.for_each([timeout](Conn& c) {
-      if (c.closed()) return;
-      log(log_level::warning, "closing {}: output not drained within {} ms", c.peer().to_uri(),
-          timeout.count());
-      c.force_close(close_reason::server_stopping);
-    });
-  });
-}
 
 // False, counted and logged (the first refusal and every 1000th at warning level), when
 // max_connections is reached: closing the accepted socket is the refusal.
-inline bool admit_connection(const server_options& options, server_stats& stats,
+inline bool admit_connection(std::size_t max_connections, connection_stats& stats,
                              const endpoint& peer) {
-  if (options.max_connections == 0 || stats.open < options.max_connections) return true;
+  if (max_connections == 0 || stats.open < max_connections) return true;
   ++stats.refused;
   auto level =
       stats.refused == 1 || stats.refused % 1000 == 0 ? log_level::warning : log_level::debug;
   log(level, "refused {} (--max-conns {} reached; {} refused so far)", peer.to_uri(),
-      options.max_connections, stats.refused);
+      max_connections, stats.refused);
   return false;
 }
 
@@ -111,14 +95,14 @@ inline void tune_accepted(int fd, const endpoint& peer) {
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
-inline void note_connected(const stream_handler& handler, server_stats& stats, connection& c) {
+inline void note_connected(const stream_handler& handler, connection_stats& stats, connection& c) {
   ++stats.accepted;
   ++stats.open;
   log(log_level::debug, "connected {} (fd {}, {} open)", describe_peer(c), c.fd(), stats.open);
   if (handler.on_connect) handler.on_connect(c);
 }
 
-inline void note_closed(const stream_handler& handler, server_stats& stats, connection& c,
+inline void note_closed(const stream_handler& handler, connection_stats& stats, connection& c,
                         close_reason why) {
   --stats.open;
   log(log_level::debug, "closed {}: {} ({} open)", c.peer().to_uri(), to_string(why), stats.open);
@@ -130,32 +114,13 @@ inline void note_closed(const stream_handler& handler, server_stats& stats, conn
   }
 }
 
-// The common part of accepting: admission, socket tuning, a slot, start() (a backend may
-// refuse the descriptor: logged, and the connection closes), then the connect callback.
-// make(id, fd, peer) builds the server's connection type.
-template <typename Conn, typename Make>
-void accept_connection(connection_table<Conn>& conns, const server_options& options,
-                       server_stats& stats, const stream_handler& handler, unique_fd fd,
-                       endpoint peer, Make&& make) {
-  if (!admit_connection(options, stats, peer)) return;
-  tune_accepted(fd.get(), peer);
-  auto& c = conns.emplace([&](conn_id id) { return make(id, std::move(fd), std::move(peer)); });
-  try {
-    c.start();
-  } catch (const std::exception& e) {
-    log(log_level::warning, "closing {}: {}", c.peer().to_uri(), e.what());
-    conns.remove(c.id());
-    return;
-  }
-  note_connected(handler, stats, c);
-}
-
 // Decodes `data` and hands each message to the handler for as long as `c` takes input.
 // Returns the bytes consumed, or nullopt after closing `c` for a protocol error or a
 // handler that threw.
 template <typename Conn>
 std::optional<std::size_t> dispatch_messages(Conn& c, decoder& dec, const stream_handler& handler,
-                                             server_stats& stats, std::span<const std::byte> data) {
+                                             connection_stats& stats,
+                                             std::span<const std::byte> data) {
   std::size_t used = 0;
   while (c.takes_input()) {
     auto r = dec.decode(data.subspan(used));

@@ -11,6 +11,7 @@ multi_reactor::multi_reactor(std::size_t threads, std::string model, server_opti
   for (std::size_t i = 0; i < threads; ++i) {
     auto r = std::make_unique<reactor>();
     r->loop = std::make_unique<event_loop>(model);
+    options.group = static_cast<std::uint32_t>(i);
     r->server = make_stream_server(*r->loop, options, handler);
     if (i == 0) {
       local_ = r->server->local();

@@ -27,6 +27,8 @@ class reply_batch {
   bool empty() const noexcept { return size_ == 0; }
   std::size_t size() const noexcept { return size_; }
   void add(const encoder& enc, std::span<const std::byte> message);
+  // Bytes already framed (a shared frame), copied.
+  void add_framed(std::span<const std::byte> bytes) { add_copy(bytes); }
   // One send(2), or sendmsg(2) for several pieces (MSG_NOSIGNAL). Bytes sent, or -1 and
   // errno.
   ssize_t send_to(int fd) const noexcept;

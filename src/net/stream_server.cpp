@@ -1,13 +1,16 @@
+// The stream server: a listener (readiness acceptor or io_uring multishot accept) feeding
+// the side-neutral connection core through adopt().
 #include "netkit/net/stream_server.hpp"
 
 #include <signal.h>
 
 #include <fmt/format.h>
 
+#include "net/acceptor.hpp"
+#include "net/reactor_engine.hpp"
+#include "net/uring_acceptor.hpp"
+#include "net/uring_engine.hpp"
 #include "netkit/error.hpp"
-
-#include "net/reactor_server.hpp"
-#include "net/servers.hpp"
 
 namespace netkit {
 
@@ -31,15 +34,110 @@ std::string_view to_string(close_reason r) noexcept {
   return "?";
 }
 
+std::size_t connection_group::broadcast(const framed_message& message, conn_id except) {
+  NETKIT_ASSERT_LOOP_THREAD(loop());
+  std::size_t queued = 0;
+  for_each([&](connection& c) {
+    if (c.id() == except) return;
+    c.send(message);
+    ++queued;
+  });
+  return queued;
+}
+
+namespace detail {
+
+std::unique_ptr<stream_engine> make_stream_engine(event_loop& loop, connection_group& owner,
+                                                  engine_config config, stream_handler handler) {
+  // A completion backend owns the I/O operations: connections are driven by them.
+  if (loop.io_backend().completion_based())
+    return std::make_unique<uring_engine>(loop, owner, config, std::move(handler));
+  return std::make_unique<reactor_engine>(loop, owner, config, std::move(handler));
+}
+
+namespace {
+
+class server final : public stream_server {
+ public:
+  server(event_loop& loop, const server_options& options, stream_handler handler)
+      : engine_(make_stream_engine(loop, *this, {options, options.max_connections, options.group},
+                                   std::move(handler))) {
+    auto on_accept = [this](unique_fd fd, endpoint peer) {
+      engine_->adopt(std::move(fd), std::move(peer));
+    };
+    if (loop.io_backend().completion_based()) {
+      auto& engine = static_cast<uring_engine&>(*engine_);
+      uring_listener_ = std::make_unique<uring_acceptor>(loop, engine.uring(), options.listen,
+                                                         options.listening, on_accept);
+    } else {
+      listener_ = std::make_unique<acceptor>(loop, options.listen, options.listening, on_accept);
+    }
+  }
+
+  ~server() override {
+    stop_accepting();
+    // The kernel holds pointers to the accept and every connection's operations until their
+    // cancellations complete.
+    if (uring_listener_) {
+      static_cast<uring_engine&>(*engine_).wait_for_kernel(
+          [this] { return uring_listener_->idle(); });
+    }
+    engine_.reset();
+  }
+
+  event_loop& loop() noexcept override { return engine_->loop(); }
+  const endpoint& local() const noexcept override {
+    return uring_listener_ ? uring_listener_->local() : listener_->local();
+  }
+  const connection_stats& stats() const noexcept override {
+    auto& s = engine_->stats();
+    s.shed = uring_listener_ ? uring_listener_->shed() : listener_->shed();
+    return s;
+  }
+  void begin_shutdown() override {
+    NETKIT_ASSERT_LOOP_THREAD(loop());
+    stop_accepting();
+    engine_->begin_shutdown();
+  }
+  void stop_accepting() override {
+    NETKIT_ASSERT_LOOP_THREAD(loop());
+    if (uring_listener_) {
+      uring_listener_->close();
+    } else {
+      listener_->close();
+    }
+  }
+  std::optional<conn_id> adopt(unique_fd fd, endpoint peer) override {
+    NETKIT_ASSERT_LOOP_THREAD(loop());
+    return engine_->adopt(std::move(fd), std::move(peer));
+  }
+  connection* find(conn_id id) noexcept override {
+    NETKIT_ASSERT_LOOP_THREAD(loop());
+    return engine_->find(id);
+  }
+  void for_each(const std::function<void(connection&)>& fn) override {
+    NETKIT_ASSERT_LOOP_THREAD(loop());
+    engine_->for_each(fn);
+  }
+  framed_message frame(std::span<const std::byte> message) const override {
+    return engine_->frame(message);
+  }
+
+ private:
+  std::unique_ptr<stream_engine> engine_;
+  std::unique_ptr<acceptor> listener_;              // readiness backends
+  std::unique_ptr<uring_acceptor> uring_listener_;  // io_uring
+};
+
+}  // namespace
+}  // namespace detail
+
 std::unique_ptr<stream_server> make_stream_server(event_loop& loop, server_options options,
                                                   stream_handler handler) {
   if (!is_stream(options.listen.kind()))
     throw usage_error(fmt::format("{} is not a stream endpoint (use tcp:// or unix://)",
                                   options.listen.to_uri()));
-  // A completion backend owns the I/O operations: it gets a server built on them.
-  if (loop.io_backend().completion_based())
-    return detail::make_uring_server(loop, std::move(options), std::move(handler));
-  return std::make_unique<detail::reactor_server>(loop, std::move(options), std::move(handler));
+  return std::make_unique<detail::server>(loop, options, std::move(handler));
 }
 
 int run_until_signal(event_loop& loop, stream_server& server) {

@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -84,6 +85,14 @@ class event_loop {
   // One turn: wait (up to timeout), dispatch events, timers, posted work.
   void run_once(std::chrono::milliseconds timeout);
 
+  // True on the thread that runs this loop, or before the loop has first run (a loop may
+  // be built on one thread and run on another): what "loop thread only" means on every
+  // declaration. Debug builds assert it in those methods (NETKIT_ASSERT_LOOP_THREAD).
+  bool in_loop_thread() const noexcept {
+    auto owner = loop_thread_.load(std::memory_order_relaxed);
+    return owner == std::thread::id() || owner == std::this_thread::get_id();
+  }
+
   clock::time_point now() const noexcept { return now_; }
   std::uint64_t turns() const noexcept { return turns_; }
 
@@ -127,8 +136,20 @@ class event_loop {
 
   std::atomic<bool> stopping_{false};
   std::atomic<int> stop_signal_{0};
+  std::atomic<std::thread::id> loop_thread_{};
   clock::time_point now_;
   std::uint64_t turns_ = 0;
 };
 
 }  // namespace netkit
+
+// Debug builds: abort with a message when a loop-thread-only method is called from another
+// thread (as muduo's assertInLoopThread). Release builds: nothing.
+namespace netkit {
+void detail_assert_loop_thread(const event_loop& loop, const char* function) noexcept;
+}
+#ifdef NDEBUG
+#define NETKIT_ASSERT_LOOP_THREAD(loop) ((void)0)
+#else
+#define NETKIT_ASSERT_LOOP_THREAD(loop) ::netkit::detail_assert_loop_thread((loop), __func__)
+#endif

@@ -6,7 +6,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <optional>
 
@@ -14,50 +13,28 @@
 #include "netkit/endpoint.hpp"
 #include "netkit/event/loop.hpp"
 #include "netkit/net/connection.hpp"
+#include "netkit/net/connection_group.hpp"
 #include "netkit/socket.hpp"
 
 namespace netkit {
 
-struct server_options {
+struct server_options : connection_options {
   endpoint listen;
-  codec_spec codec;
   // 0: no limit. Connections beyond it are accepted and closed at once, with a log line.
   std::size_t max_connections = 0;
-  // 0: none. Connections that receive nothing for this long are closed.
-  std::chrono::milliseconds idle_timeout{0};
-  // Back-pressure: when a connection's queued output exceeds high_water, the server
-  // stops reading from it until the output drains below low_water. A handler that keeps
-  // sending regardless (e.g. broadcast) is cut off when output exceeds hard_limit.
-  std::size_t high_water = 1 << 20;
-  std::size_t low_water = 256 << 10;
-  std::size_t hard_limit = 16 << 20;
-  // Graceful stop: how long pending output may take to drain before connections are cut.
-  std::chrono::milliseconds drain_timeout{5000};
   listen_options listening;
+  // Set by multi_reactor: the reactor index this server's conn_ids carry (conn_id::group).
+  std::uint32_t group = 0;
 };
 
-struct stream_handler {
-  std::function<void(connection&)> on_connect;
-  std::function<void(connection&, std::span<const std::byte>)> on_message;
-  std::function<void(connection&, close_reason)> on_close;
-};
+using server_stats = connection_stats;
 
-struct server_stats {
-  std::uint64_t accepted = 0;
-  std::uint64_t refused = 0;  // over max_connections
-  std::uint64_t shed = 0;     // closed at once because descriptors ran out
-  std::uint64_t protocol_errors = 0;
-  std::uint64_t bytes_in = 0;
-  std::uint64_t bytes_out = 0;
-  std::size_t open = 0;
-};
-
-class stream_server {
+// Every method: loop thread only (debug builds assert it).
+class stream_server : public connection_group {
  public:
   virtual ~stream_server() = default;
   // The address actually bound (port 0 resolved).
   virtual const endpoint& local() const noexcept = 0;
-  virtual const server_stats& stats() const noexcept = 0;
   // Stop accepting; close idle connections; the rest close once their output drains
   // (or at drain_timeout). Returns at once; watch stats().open reach 0.
   virtual void begin_shutdown() = 0;
@@ -66,8 +43,11 @@ class stream_server {
   // connections to the other listeners on the port; ones already queued on this
   // listener but not yet accepted are reset. Idempotent; loop thread only.
   virtual void stop_accepting() = 0;
-  // The connection with this id, or nullptr if it has closed.
-  virtual connection* find(conn_id id) noexcept = 0;
+  // Serves a connected stream socket accepted elsewhere (another thread's acceptor, a
+  // descriptor received with SCM_RIGHTS) as if this server had accepted it: admission,
+  // codec, handler and limits all apply. Takes ownership; a descriptor it cannot serve is
+  // closed (logged). Returns the new connection's id, or nullopt if it was refused.
+  virtual std::optional<conn_id> adopt(unique_fd fd, endpoint peer) = 0;
 };
 
 // Binds and listens (throws sys_error naming the endpoint), then serves on `loop`.

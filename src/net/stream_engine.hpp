@@ -1,0 +1,165 @@
+// The side-neutral connection core: owns the connections of one server or client on one
+// loop, whichever side opened them. A server feeds it accepted sockets, a client connected
+// ones (both through adopt()); the driver — readiness (reactor_engine) or completion
+// (uring_engine) — decides how bytes move. What does not depend on the driver stands here
+// once: admission, connect/close bookkeeping, the idle sweep, graceful drain, walking,
+// finding and broadcasting.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+
+#include "net/connection_table.hpp"
+#include "netkit/net/connection_group.hpp"
+
+namespace netkit::detail {
+
+struct engine_config {
+  connection_options options;
+  std::size_t max_connections = 0;  // 0: no limit
+  std::uint32_t group = 0;          // carried by every conn_id (multi_reactor's index)
+};
+
+// Loop thread only.
+class stream_engine {
+ public:
+  virtual ~stream_engine() = default;
+  // Serves a connected stream socket: admission, socket tuning, a slot, the driver's start
+  // (a backend may refuse the descriptor: logged, closed), then on_connect. Returns the
+  // new connection's id, or nullopt when it was refused or could not start.
+  virtual std::optional<conn_id> adopt(unique_fd fd, endpoint peer) = 0;
+  virtual connection* find(conn_id id) noexcept = 0;
+  virtual void for_each(const std::function<void(connection&)>& fn) = 0;
+  virtual framed_message frame(std::span<const std::byte> message) const = 0;
+  // Every connection stops reading and closes once its output is written; what has not
+  // drained after drain_timeout is cut.
+  virtual void begin_shutdown() = 0;
+  virtual connection_stats& stats() noexcept = 0;
+  // Refused descriptors shed by an acceptor are counted with the connections.
+  virtual event_loop& loop() noexcept = 0;
+};
+
+// Builds the driver that fits `loop`'s backend.
+std::unique_ptr<stream_engine> make_stream_engine(event_loop& loop, connection_group& owner,
+                                                  engine_config config, stream_handler handler);
+
+template <typename Conn>
+class engine_base : public stream_engine {
+ public:
+  engine_base(event_loop& loop, connection_group& owner, engine_config config,
+              stream_handler handler)
+      : loop_(loop),
+        owner_(owner),
+        options_(config.options),
+        max_connections_(config.max_connections),
+        handler_(std::move(handler)),
+        encoder_(make_encoder(options_.codec)),
+        conns_(config.group) {
+    if (options_.idle_timeout.count() > 0) {
+      auto period = std::max(options_.idle_timeout / 4, std::chrono::milliseconds(20));
+      idle_timer_ = loop_.run_every(period, [this] { sweep_idle(); });
+    }
+  }
+
+  std::optional<conn_id> adopt(unique_fd fd, endpoint peer) override {
+    if (shutting_down_ || !admit_connection(max_connections_, stats_, peer)) return std::nullopt;
+    tune_accepted(fd.get(), peer);
+    auto& c =
+        conns_.emplace([&](conn_id id) { return create(id, std::move(fd), std::move(peer)); });
+    try {
+      c.start();
+    } catch (const std::exception& e) {
+      log(log_level::warning, "closing {}: {}", c.peer().to_uri(), e.what());
+      retire(conns_.remove(c.id()));
+      return std::nullopt;
+    }
+    const conn_id id = c.id();
+    note_connected(handler_, stats_, c);
+    return id;
+  }
+
+  connection* find(conn_id id) noexcept override { return conns_.find(id); }
+
+  void for_each(const std::function<void(connection&)>& fn) override {
+    conns_.for_each([&](Conn& c) {
+      if (!c.closed()) fn(c);
+    });
+  }
+
+  framed_message frame(std::span<const std::byte> message) const override {
+    byte_buffer framed;
+    encoder_->encode(message, framed);
+    auto bytes = framed.data();
+    return framed_message(std::vector<std::byte>(bytes.begin(), bytes.end()));
+  }
+
+  void begin_shutdown() override {
+    if (shutting_down_) return;
+    shutting_down_ = true;
+    conns_.for_each([](Conn& c) {
+      if (!c.closed()) c.begin_drain(close_reason::server_stopping);
+    });
+    drain_timer_ = loop_.run_after(options_.drain_timeout, [this] {
+      drain_timer_ = 0;
+      conns_.for_each([this](Conn& c) {
+        if (c.closed()) return;
+        log(log_level::warning, "closing {}: output not drained within {} ms", c.peer().to_uri(),
+            options_.drain_timeout.count());
+        c.force_close(close_reason::server_stopping);
+      });
+    });
+  }
+
+  connection_stats& stats() noexcept override { return stats_; }
+  event_loop& loop() noexcept override { return loop_; }
+
+  // The driver's connection has closed (I/O stopped, descriptor closed): on_close, then
+  // the slot is freed; the driver decides when the object may die (retire).
+  void release(Conn& c, close_reason why) {
+    note_closed(handler_, stats_, c, why);
+    retire(conns_.remove(c.id()));
+  }
+
+  event_loop& loop_;
+  connection_group& owner_;
+  const connection_options options_;
+  const std::size_t max_connections_;
+  stream_handler handler_;
+  std::unique_ptr<encoder> encoder_;
+  connection_stats stats_;
+
+ protected:
+  // Derived destructors close every connection first (their drivers must still exist).
+  ~engine_base() override {
+    if (idle_timer_) loop_.cancel(idle_timer_);
+    if (drain_timer_) loop_.cancel(drain_timer_);
+  }
+  void close_all() {
+    conns_.for_each([](Conn& c) { c.force_close(close_reason::server_stopping); });
+  }
+
+  virtual std::unique_ptr<Conn> create(conn_id id, unique_fd fd, endpoint peer) = 0;
+  // Takes a removed connection: free it once nothing (a callback on the stack, an
+  // operation in the kernel) can still reach it.
+  virtual void retire(std::unique_ptr<Conn> c) = 0;
+
+  connection_table<Conn> conns_;
+  bool shutting_down_ = false;
+
+ private:
+  void sweep_idle() {
+    auto now = loop_.now();
+    conns_.for_each([&](Conn& c) {
+      if (c.closed() || !c.idle_expired(now, options_.idle_timeout)) return;
+      log(log_level::info, "closing {}: idle for {} ms", c.peer().to_uri(),
+          options_.idle_timeout.count());
+      c.force_close(close_reason::idle_timeout);
+    });
+  }
+
+  timer_id idle_timer_ = 0;
+  timer_id drain_timer_ = 0;
+};
+
+}  // namespace netkit::detail
