@@ -76,6 +76,27 @@ server_stats multi_reactor::totals() const {
   return t;
 }
 
+void multi_reactor::post_send(conn_id id, std::vector<std::byte> message) {
+  if (id.group >= reactors_.size()) return;
+  auto& r = *reactors_[id.group];
+  netkit::post_send(*r.loop, *r.server, id, std::move(message));
+}
+
+void multi_reactor::post_close(conn_id id) {
+  if (id.group >= reactors_.size()) return;
+  auto& r = *reactors_[id.group];
+  netkit::post_close(*r.loop, *r.server, id);
+}
+
+void multi_reactor::post_broadcast(std::span<const std::byte> message, conn_id except) {
+  if (reactors_.empty()) return;
+  // The codec is the same on every reactor, and framing reads only immutable state.
+  framed_message framed = reactors_.front()->server->frame(message);
+  for (auto& r : reactors_)
+    r->loop->post(
+        [server = r->server.get(), framed, except] { server->broadcast(framed, except); });
+}
+
 void post_send(event_loop& loop, stream_server& server, conn_id id,
                std::vector<std::byte> message) {
   loop.post([&server, id, message = std::move(message)] {

@@ -49,7 +49,8 @@ class connector {
   using connected_fn = std::function<void(unique_fd fd, const endpoint& peer)>;
   // The last attempt's error, naming the target: "connect tcp://127.0.0.1:9: Connection
   // refused (ECONNREFUSED)", "connect ...: Connection timed out (ETIMEDOUT)" for the
-  // timeout, "connect ...: self-connect (ECONNREFUSED)" for a TCP self-connect.
+  // timeout, "connect tcp://127.0.0.1:P (self-connect): Connection refused (ECONNREFUSED)"
+  // for a TCP self-connect.
   using failed_fn = std::function<void(const sys_error& error)>;
 
   virtual ~connector() = default;

@@ -38,6 +38,16 @@ class multi_reactor {
   event_loop& loop(std::size_t i) noexcept { return *reactors_[i]->loop; }
   stream_server& server(std::size_t i) noexcept { return *reactors_[i]->server; }
 
+  // Safe from any thread, until join(). A conn_id names its reactor (conn_id::group), so
+  // the caller need not know which loop owns a connection: the work is posted there, and
+  // dropped if the connection has closed by then.
+  void post_send(conn_id id, std::vector<std::byte> message);
+  void post_close(conn_id id);
+  // Frames `message` once and queues the same bytes on every open connection of every
+  // reactor (except `except`). Each reactor's own order is kept: broadcasts posted by one
+  // thread reach every connection in the order they were posted.
+  void post_broadcast(std::span<const std::byte> message, conn_id except = {});
+
   // Reactor i's final counters, and their totals: read after join().
   const server_stats& stats(std::size_t i) const noexcept { return reactors_[i]->final_stats; }
   server_stats totals() const;

@@ -1,0 +1,179 @@
+// The stream client: connectors feeding the side-neutral connection core through adopt(),
+// so an outgoing connection is served exactly as an accepted one.
+#include "netkit/net/stream_client.hpp"
+
+#include <random>
+#include <unordered_map>
+
+#include <fmt/format.h>
+
+#include "net/stream_engine.hpp"
+#include "net/uring_engine.hpp"
+#include "netkit/log.hpp"
+
+namespace netkit {
+
+namespace detail {
+// io_uring connects abandoned but not yet completed on this thread (connector.cpp).
+std::size_t abandoned_uring_connects() noexcept;
+
+namespace {
+
+class client final : public stream_client {
+ public:
+  client(event_loop& loop, const client_options& options, stream_handler handler)
+      : loop_(loop),
+        options_(options),
+        user_on_close_(std::move(handler.on_close)),
+        on_connect_failed_(std::move(handler.on_connect_failed)),
+        rng_(options.connecting.seed ? options.connecting.seed : std::random_device{}()) {
+    handler.on_close = [this](connection& c, close_reason why) { closed(c, why); };
+    engine_ = make_stream_engine(loop, *this, {options, 0, 0}, std::move(handler));
+  }
+
+  ~client() override {
+    shutting_down_ = true;
+    for (auto& [key, p] : pending_)
+      if (p.attempt) p.attempt->cancel();
+    for (auto& [key, p] : pending_)
+      if (p.timer) loop_.cancel(p.timer);
+    pending_.clear();
+    if (loop_.io_backend().completion_based()) {
+      static_cast<uring_engine&>(*engine_).wait_for_kernel(
+          [] { return abandoned_uring_connects() == 0; });
+    }
+    engine_.reset();
+  }
+
+  event_loop& loop() noexcept override { return loop_; }
+  const connection_stats& stats() const noexcept override { return engine_->stats(); }
+  connection* find(conn_id id) noexcept override {
+    NETKIT_ASSERT_LOOP_THREAD(loop_);
+    return engine_->find(id);
+  }
+  void for_each(const std::function<void(connection&)>& fn) override {
+    NETKIT_ASSERT_LOOP_THREAD(loop_);
+    engine_->for_each(fn);
+  }
+  framed_message frame(std::span<const std::byte> message) const override {
+    return engine_->frame(message);
+  }
+
+  void connect(const endpoint& target) override {
+    NETKIT_ASSERT_LOOP_THREAD(loop_);
+    if (shutting_down_) return;
+    const std::uint64_t key = next_key_++;
+    auto& p = pending_[key];
+    p.target = target;
+    try {
+      p.attempt = make_connector(
+          loop_, target, options_.connecting,
+          [this, key](unique_fd fd, const endpoint& peer) { connected(key, std::move(fd), peer); },
+          [this, key](const sys_error& e) { failed(key, e); });
+    } catch (...) {
+      pending_.erase(key);
+      throw;
+    }
+    p.attempt->start();
+  }
+
+  std::size_t connecting() const noexcept override { return pending_.size(); }
+
+  void begin_shutdown() override {
+    NETKIT_ASSERT_LOOP_THREAD(loop_);
+    if (shutting_down_) return;
+    shutting_down_ = true;
+    for (auto& [key, p] : pending_) {
+      if (p.attempt) p.attempt->cancel();
+      if (p.timer) loop_.cancel(p.timer);
+      p.timer = 0;
+      retire(std::move(p.attempt));
+    }
+    pending_.clear();
+    engine_->begin_shutdown();
+  }
+
+ private:
+  struct pending {
+    endpoint target;
+    std::unique_ptr<connector> attempt;  // null while waiting to reconnect
+    timer_id timer = 0;                  // the reconnect wait
+  };
+
+  void connected(std::uint64_t key, unique_fd fd, const endpoint& peer) {
+    auto it = pending_.find(key);
+    if (it == pending_.end()) return;
+    endpoint target = std::move(it->second.target);
+    retire(std::move(it->second.attempt));
+    pending_.erase(it);
+    if (auto id = engine_->adopt(std::move(fd), peer); id && options_.reconnect)
+      targets_[*id] = std::move(target);
+  }
+
+  void failed(std::uint64_t key, const sys_error& error) {
+    auto it = pending_.find(key);
+    if (it == pending_.end()) return;
+    endpoint target = std::move(it->second.target);
+    retire(std::move(it->second.attempt));
+    pending_.erase(it);
+    ++engine_->stats().connect_failures;
+    if (on_connect_failed_) {
+      on_connect_failed_(target, error);
+    } else {
+      log(log_level::warning, "{}", error.what());
+    }
+  }
+
+  void closed(connection& c, close_reason why) {
+    if (user_on_close_) user_on_close_(c, why);
+    auto it = targets_.find(c.id());
+    if (it == targets_.end()) return;
+    endpoint target = std::move(it->second);
+    targets_.erase(it);
+    if (shutting_down_ || why == close_reason::local || why == close_reason::server_stopping)
+      return;
+    // Lost: connect again after the first back-off step (the connector's own retries back
+    // off further), so a server restart is not met with a connect storm.
+    std::uniform_real_distribution<double> unit(0.0, 1.0);
+    auto delay = backoff_delay(options_.connecting, 0, unit(rng_));
+    log(log_level::info, "{} lost ({}): reconnecting in {} ms", target.to_uri(), to_string(why),
+        delay.count());
+    const std::uint64_t key = next_key_++;
+    auto& p = pending_[key];
+    p.target = target;
+    p.timer = loop_.run_after(delay, [this, key] {
+      auto found = pending_.find(key);
+      if (found == pending_.end()) return;
+      endpoint again = std::move(found->second.target);
+      pending_.erase(found);
+      connect(again);
+    });
+  }
+
+  // A connector whose callback is running: destroyed after the dispatch.
+  void retire(std::unique_ptr<connector> c) {
+    if (!c) return;
+    loop_.defer([dead = std::shared_ptr<connector>(std::move(c))] {});
+  }
+
+  event_loop& loop_;
+  client_options options_;
+  std::function<void(connection&, close_reason)> user_on_close_;
+  std::function<void(const endpoint&, const sys_error&)> on_connect_failed_;
+  std::unique_ptr<stream_engine> engine_;
+  std::unordered_map<std::uint64_t, pending> pending_;
+  std::unordered_map<conn_id, endpoint> targets_;  // reconnect: where each came from
+  std::uint64_t next_key_ = 1;
+  std::mt19937_64 rng_;
+  bool shutting_down_ = false;
+};
+
+}  // namespace
+}  // namespace detail
+
+std::unique_ptr<stream_client> make_stream_client(event_loop& loop, client_options options,
+                                                  stream_handler handler) {
+  return std::make_unique<detail::client>(loop, options, std::move(handler));
+}
+
+}  // namespace netkit
