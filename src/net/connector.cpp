@@ -82,7 +82,7 @@ class connector_base : public connector {
       fd_ = open_socket(target_, io_mode::nonblocking);
       if (opts_.source) bind_source();
     } catch (const sys_error& e) {
-      failed(e.errno_value(), e);
+      later([this, e] { failed(e.errno_value(), e); });
       return;
     }
     if (opts_.timeout.count() > 0)
@@ -137,6 +137,14 @@ class connector_base : public connector {
     on_failed_(*error);  // may destroy this connector: nothing after it
   }
 
+  // Runs fn on the next loop turn unless the attempt is cancelled first.
+  void later(std::function<void()> fn) {
+    retry_timer_ = loop_.run_after(std::chrono::milliseconds(0), [this, fn = std::move(fn)] {
+      retry_timer_ = 0;
+      fn();
+    });
+  }
+
   void cancel_base() noexcept {
     stop_timers();
     fd_.reset();
@@ -189,18 +197,20 @@ class reactor_connector final : public connector_base, public io_handler {
     do {
       rc = ::connect(fd, target_.addr(), target_.length());
     } while (rc != 0 && errno == EINTR);
+    // Unix sockets connect (or are refused: ECONNREFUSED, EAGAIN for a full backlog) at
+    // once; the outcome is still reported from the loop, never from inside start().
     if (rc == 0) {
-      succeeded();  // Unix sockets connect at once
+      later([this] { succeeded(); });
       return;
     }
     if (errno != EINPROGRESS) {
-      failed(errno);  // refused at once (Unix: ECONNREFUSED, EAGAIN for a full backlog)
+      later([this, err = errno] { failed(err); });
       return;
     }
     try {
       watch_ = loop_.watch(fd, io_write, *this);
     } catch (const sys_error& e) {
-      failed(e.errno_value(), e);
+      later([this, e] { failed(e.errno_value(), e); });
     }
   }
 
@@ -264,7 +274,7 @@ class uring_connector final : public connector_base {
       uring_backend::target(sqe, op_, 0);
     } catch (const sys_error& e) {
       delete std::exchange(op_, nullptr);
-      failed(e.errno_value(), e);
+      later([this, e] { failed(e.errno_value(), e); });
     }
   }
 

@@ -1,0 +1,371 @@
+// The client side of the library on every backend: the connector (errors, timeout,
+// retries with back-off, source address, self-connect, Unix and abstract targets) and the
+// stream client (echo through a server on the same loop, reconnect, on_connect_failed).
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include "netkit/net/connector.hpp"
+#include "netkit/net/stream_client.hpp"
+#include "netkit/net/stream_server.hpp"
+#include "netkit/socket.hpp"
+#include "support/backend_params.hpp"
+#include "support/fd_leak_guard.hpp"
+#include "support/test_env.hpp"
+
+namespace netkit::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Runs `loop` until `done()` or the deadline; false on the deadline.
+template <typename Pred>
+bool run_until(event_loop& loop, Pred done, clock::duration limit = stretch(5s)) {
+  auto until = deadline_after(limit);
+  while (!done()) {
+    if (clock::now() > until) return false;
+    loop.run_once(10ms);
+  }
+  return true;
+}
+
+// A TCP port on 127.0.0.1 that nobody listens on (bound, then closed).
+endpoint closed_tcp_port() {
+  auto fd = listen_on(endpoint::parse("tcp://127.0.0.1:0"), io_mode::blocking);
+  auto ep = local_endpoint(fd.get(), transport::tcp);
+  return ep;  // fd closes here: connects are refused
+}
+
+std::string text_of(std::span<const std::byte> b) {
+  return {reinterpret_cast<const char*>(b.data()), b.size()};
+}
+
+class client_test : public testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override { NETKIT_SKIP_UNAVAILABLE_BACKEND(GetParam()); }
+};
+
+// ---- connector ---------------------------------------------------------------------
+
+TEST(backoff, doubles_up_to_the_cap_within_the_jitter) {
+  connect_options o;
+  o.backoff_initial = 100ms;
+  o.backoff_max = 1000ms;
+  o.jitter = 0;
+  EXPECT_EQ(backoff_delay(o, 0, 0.5), 100ms);
+  EXPECT_EQ(backoff_delay(o, 1, 0.5), 200ms);
+  EXPECT_EQ(backoff_delay(o, 3, 0.5), 800ms);
+  EXPECT_EQ(backoff_delay(o, 4, 0.5), 1000ms);
+  EXPECT_EQ(backoff_delay(o, 40, 0.5), 1000ms);
+  o.jitter = 0.25;
+  EXPECT_EQ(backoff_delay(o, 0, 0.0), 75ms);
+  EXPECT_EQ(backoff_delay(o, 0, 0.5), 100ms);
+  EXPECT_EQ(backoff_delay(o, 0, 0.999999), 125ms);
+}
+
+TEST_P(client_test, refused_connect_names_the_endpoint_and_errno) {
+  fd_leak_guard guard;
+  event_loop loop(GetParam());
+  auto target = closed_tcp_port();
+  std::string message;
+  int err = 0;
+  auto c = make_connector(
+      loop, target, {}, [](unique_fd, const endpoint&) { ADD_FAILURE() << "connected"; },
+      [&](const sys_error& e) {
+        message = e.what();
+        err = e.errno_value();
+      });
+  c->start();
+  ASSERT_TRUE(run_until(loop, [&] { return err != 0; }));
+  EXPECT_EQ(err, ECONNREFUSED);
+  EXPECT_EQ(message, "connect " + target.to_uri() + ": Connection refused (ECONNREFUSED)");
+  EXPECT_EQ(c->attempts(), 1);
+}
+
+TEST_P(client_test, retries_back_off_before_giving_up) {
+  fd_leak_guard guard;
+  event_loop loop(GetParam());
+  connect_options o;
+  o.retries = 3;
+  o.backoff_initial = 20ms;
+  o.jitter = 0;
+  int failures = 0;
+  auto c = make_connector(
+      loop, closed_tcp_port(), o, [](unique_fd, const endpoint&) { ADD_FAILURE(); },
+      [&](const sys_error&) { ++failures; });
+  auto start = clock::now();
+  c->start();
+  ASSERT_TRUE(run_until(loop, [&] { return failures > 0; }));
+  auto took = clock::now() - start;
+  EXPECT_EQ(failures, 1);       // reported once, after the last attempt
+  EXPECT_EQ(c->attempts(), 4);  // the first and three retries
+  EXPECT_GE(took, 20ms + 40ms + 80ms);
+}
+
+TEST_P(client_test, connect_timeout_fires_when_the_syn_is_not_answered) {
+  fd_leak_guard guard;
+  event_loop loop(GetParam());
+  // A listener with a full accept queue: the kernel drops further SYNs, so the connect
+  // hangs until our timeout.
+  auto listener =
+      listen_on(endpoint::parse("tcp://127.0.0.1:0"), io_mode::blocking, {.backlog = 0});
+  auto target = local_endpoint(listener.get(), transport::tcp);
+  std::vector<unique_fd> queued;
+  for (int i = 0; i < 4; ++i)
+    queued.push_back(start_connect(target));
+  connect_options o;
+  o.timeout = 200ms;
+  int err = 0;
+  std::string message;
+  bool connected = false;
+  auto c = make_connector(
+      loop, target, o, [&](unique_fd, const endpoint&) { connected = true; },
+      [&](const sys_error& e) {
+        err = e.errno_value();
+        message = e.what();
+      });
+  auto start = clock::now();
+  c->start();
+  ASSERT_TRUE(run_until(loop, [&] { return err != 0 || connected; }));
+  if (connected) GTEST_SKIP() << "this kernel answered the SYN of a full accept queue";
+  EXPECT_EQ(err, ETIMEDOUT) << message;
+  EXPECT_GE(clock::now() - start, 200ms);
+  EXPECT_NE(message.find(target.to_uri()), std::string::npos) << message;
+}
+
+TEST_P(client_test, tcp_self_connect_is_detected) {
+  fd_leak_guard guard;
+  event_loop loop(GetParam());
+  // Source == destination, nobody listening: TCP's simultaneous open connects the socket
+  // to itself, which must be reported as a failure, never delivered as a connection.
+  auto target = closed_tcp_port();
+  connect_options o;
+  o.source = target;
+  std::string message;
+  bool connected = false;
+  auto c = make_connector(
+      loop, target, o, [&](unique_fd, const endpoint&) { connected = true; },
+      [&](const sys_error& e) { message = e.what(); });
+  c->start();
+  ASSERT_TRUE(run_until(loop, [&] { return !message.empty() || connected; }));
+  EXPECT_FALSE(connected);
+  EXPECT_NE(message.find("self-connect"), std::string::npos) << message;
+}
+
+TEST_P(client_test, source_address_is_the_one_the_server_sees) {
+  fd_leak_guard guard;
+  event_loop loop(GetParam());
+  server_options so;
+  so.listen = endpoint::parse("tcp://127.0.0.1:0");
+  std::string seen;
+  stream_handler sh;
+  sh.on_connect = [&](connection& c) { seen = c.peer().host(); };
+  auto server = make_stream_server(loop, so, sh);
+  connect_options o;
+  o.source = endpoint::parse("tcp://127.0.0.2:0");
+  unique_fd got;
+  auto c = make_connector(
+      loop, server->local(), o, [&](unique_fd fd, const endpoint&) { got = std::move(fd); },
+      [&](const sys_error& e) { ADD_FAILURE() << e.what(); });
+  c->start();
+  ASSERT_TRUE(run_until(loop, [&] { return got && !seen.empty(); }));
+  EXPECT_EQ(seen, "127.0.0.2");
+  EXPECT_EQ(local_endpoint(got.get(), transport::tcp).host(), "127.0.0.2");
+}
+
+TEST(connector, source_of_another_family_is_a_usage_error) {
+  event_loop loop("epoll");
+  connect_options o;
+  o.source = endpoint::parse("tcp://[::1]:0");
+  EXPECT_THROW(make_connector(
+                   loop, endpoint::parse("tcp://127.0.0.1:9"), o, [](unique_fd, const endpoint&) {},
+                   [](const sys_error&) {}),
+               usage_error);
+  EXPECT_THROW(make_connector(
+                   loop, endpoint::parse("udp://127.0.0.1:9"), {},
+                   [](unique_fd, const endpoint&) {}, [](const sys_error&) {}),
+               usage_error);
+}
+
+TEST_P(client_test, cancel_stops_an_attempt_with_no_callback) {
+  fd_leak_guard guard;
+  {
+    event_loop loop(GetParam());
+    connect_options o;
+    o.retries = 5;
+    o.backoff_initial = 10ms;
+    bool called = false;
+    auto c = make_connector(
+        loop, closed_tcp_port(), o, [&](unique_fd, const endpoint&) { called = true; },
+        [&](const sys_error&) { called = true; });
+    c->start();
+    loop.run_once(0ms);
+    c->cancel();
+    run_until(
+        loop, [] { return false; }, 150ms);
+    EXPECT_FALSE(called);
+  }
+}
+
+// ---- stream client -------------------------------------------------------------------
+
+struct echo_pair {
+  explicit echo_pair(const std::string& backend, const std::string& listen = "tcp://127.0.0.1:0")
+      : loop(backend) {
+    server_options so;
+    so.listen = endpoint::parse(listen);
+    so.codec = codec_spec::parse("line");
+    stream_handler echo;
+    echo.on_message = [](connection& c, std::span<const std::byte> m) { c.send(m); };
+    server = make_stream_server(loop, so, echo);
+  }
+  event_loop loop;
+  std::unique_ptr<stream_server> server;
+};
+
+void expect_echo_through_client(echo_pair& p, const endpoint& target) {
+  client_options co;
+  co.codec = codec_spec::parse("line");
+  std::vector<std::string> got;
+  std::vector<close_reason> closes;
+  stream_handler h;
+  h.on_connect = [](connection& c) {
+    c.send(std::string_view("hello"));
+    c.send(std::string_view("world"));
+  };
+  h.on_message = [&](connection& c, std::span<const std::byte> m) {
+    got.push_back(text_of(m));
+    EXPECT_EQ(&c.owner(), c.owner().find(c.id()) ? &c.owner() : nullptr);
+    if (got.size() == 2) c.close();
+  };
+  h.on_close = [&](connection&, close_reason why) { closes.push_back(why); };
+  h.on_connect_failed = [](const endpoint&, const sys_error& e) { ADD_FAILURE() << e.what(); };
+  auto client = make_stream_client(p.loop, co, h);
+  client->connect(target);
+  EXPECT_EQ(client->connecting(), 1u);
+  ASSERT_TRUE(run_until(p.loop, [&] { return !closes.empty(); }));
+  EXPECT_EQ(got, (std::vector<std::string>{"hello", "world"}));
+  EXPECT_EQ(closes, std::vector<close_reason>{close_reason::local});
+  EXPECT_EQ(client->stats().accepted, 1u);
+  EXPECT_EQ(client->stats().open, 0u);
+  EXPECT_EQ(client->connecting(), 0u);
+  ASSERT_TRUE(run_until(p.loop, [&] { return p.server->stats().open == 0; }));
+}
+
+TEST_P(client_test, echo_over_tcp) {
+  fd_leak_guard guard;
+  echo_pair p(GetParam());
+  expect_echo_through_client(p, p.server->local());
+}
+
+TEST_P(client_test, echo_over_tcp6) {
+  fd_leak_guard guard;
+  echo_pair p(GetParam(), "tcp://[::1]:0");
+  expect_echo_through_client(p, p.server->local());
+}
+
+TEST_P(client_test, echo_over_unix_path_and_abstract) {
+  fd_leak_guard guard;
+  auto dir = std::filesystem::temp_directory_path() /
+             ("netkit-client-" + std::to_string(::getpid()) + "-" + sanitize_name(GetParam()));
+  std::filesystem::create_directories(dir);
+  {
+    echo_pair p(GetParam(), "unix://" + (dir / "echo.sock").string());
+    expect_echo_through_client(p, p.server->local());
+  }
+  {
+    echo_pair p(GetParam(),
+                "unix://@netkit-client-" + std::to_string(::getpid()) + sanitize_name(GetParam()));
+    expect_echo_through_client(p, p.server->local());
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST_P(client_test, failed_connect_reaches_on_connect_failed) {
+  fd_leak_guard guard;
+  event_loop loop(GetParam());
+  auto target = closed_tcp_port();
+  endpoint failed_target;
+  std::string message;
+  stream_handler h;
+  h.on_connect = [](connection&) { ADD_FAILURE() << "connected"; };
+  h.on_connect_failed = [&](const endpoint& t, const sys_error& e) {
+    failed_target = t;
+    message = e.what();
+  };
+  auto client = make_stream_client(loop, {}, h);
+  client->connect(target);
+  ASSERT_TRUE(run_until(loop, [&] { return !message.empty(); }));
+  EXPECT_EQ(failed_target, target);
+  EXPECT_EQ(message, "connect " + target.to_uri() + ": Connection refused (ECONNREFUSED)");
+  EXPECT_EQ(client->stats().connect_failures, 1u);
+  EXPECT_EQ(client->connecting(), 0u);
+}
+
+TEST_P(client_test, reconnects_after_the_server_restarts) {
+  fd_leak_guard guard;
+  auto path = std::filesystem::temp_directory_path() /
+              ("netkit-reconnect-" + std::to_string(::getpid()) + sanitize_name(GetParam()));
+  event_loop loop(GetParam());
+  server_options so;
+  so.listen = endpoint::parse("unix://" + path.string());
+  auto server = make_stream_server(loop, so, {});
+  client_options co;
+  co.reconnect = true;
+  co.connecting.backoff_initial = 20ms;
+  co.connecting.retries = 50;
+  int connects = 0;
+  std::vector<close_reason> closes;
+  stream_handler h;
+  h.on_connect = [&](connection&) { ++connects; };
+  h.on_close = [&](connection&, close_reason why) { closes.push_back(why); };
+  auto client = make_stream_client(loop, co, h);
+  client->connect(server->local());
+  ASSERT_TRUE(run_until(loop, [&] { return connects == 1 && server->stats().open == 1; }));
+  server.reset();  // the client sees EOF: lost, so it reconnects (retrying until it is back)
+  ASSERT_TRUE(run_until(loop, [&] { return closes.size() == 1; }));
+  EXPECT_EQ(closes[0], close_reason::peer_closed);
+  server = make_stream_server(loop, so, {});
+  ASSERT_TRUE(run_until(loop, [&] { return connects == 2; }));
+  client->begin_shutdown();
+  ASSERT_TRUE(run_until(loop, [&] { return client->stats().open == 0; }));
+  EXPECT_EQ(client->connecting(), 0u);
+  client.reset();
+  server.reset();
+  std::filesystem::remove(path);
+}
+
+TEST_P(client_test, many_connections_on_one_client) {
+  fd_leak_guard guard;
+  echo_pair p(GetParam());
+  client_options co;
+  co.codec = codec_spec::parse("line");
+  const std::size_t n = scaled(200, 50);
+  std::size_t echoed = 0;
+  stream_handler h;
+  h.on_connect = [](connection& c) { c.send(fmt::format("{}", c.id().slot)); };
+  h.on_message = [&](connection& c, std::span<const std::byte> m) {
+    EXPECT_EQ(text_of(m), fmt::format("{}", c.id().slot));
+    ++echoed;
+  };
+  auto client = make_stream_client(p.loop, co, h);
+  for (std::size_t i = 0; i < n; ++i)
+    client->connect(p.server->local());
+  ASSERT_TRUE(run_until(p.loop, [&] { return echoed == n; }));
+  std::size_t walked = 0;
+  client->for_each([&](connection&) { ++walked; });
+  EXPECT_EQ(walked, n);
+  client.reset();  // closes every connection
+  ASSERT_TRUE(run_until(p.loop, [&] { return p.server->stats().open == 0; }));
+}
+
+INSTANTIATE_TEST_SUITE_P(all, client_test, every_backend(), param_name());
+
+}  // namespace
+}  // namespace netkit::test
