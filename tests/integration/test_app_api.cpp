@@ -1,0 +1,335 @@
+// What an application needs from the server, on every backend: broadcast that frames once
+// and shares the bytes (no copy per recipient), for_each, per-connection context with its
+// documented lifetime, conn_id as a hash/ordered key, adopt() of a descriptor accepted
+// elsewhere, and multi_reactor's cross-thread post_send/post_broadcast by conn_id.
+#include <sys/socket.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include "netkit/net/multi_reactor.hpp"
+#include "netkit/net/stream_client.hpp"
+#include "netkit/net/stream_server.hpp"
+#include "netkit/socket.hpp"
+#include "support/backend_params.hpp"
+#include "support/client_io.hpp"
+#include "support/fd_leak_guard.hpp"
+#include "support/test_env.hpp"
+
+namespace netkit::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+template <typename Pred>
+bool run_until(event_loop& loop, Pred done, clock::duration limit = stretch(5s)) {
+  auto until = deadline_after(limit);
+  while (!done()) {
+    if (clock::now() > until) return false;
+    loop.run_once(10ms);
+  }
+  return true;
+}
+
+std::string text_of(std::span<const std::byte> b) {
+  return {reinterpret_cast<const char*>(b.data()), b.size()};
+}
+
+server_options line_server() {
+  server_options so;
+  so.listen = endpoint::parse("tcp://127.0.0.1:0");
+  so.codec = codec_spec::parse("line");
+  return so;
+}
+
+class app_test : public testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override { NETKIT_SKIP_UNAVAILABLE_BACKEND(GetParam()); }
+};
+
+TEST_P(app_test, broadcast_reaches_everyone_once_in_order) {
+  fd_leak_guard guard;
+  event_loop loop(GetParam());
+  // Chat-style: every message a client sends goes to every other client.
+  stream_handler relay;
+  relay.on_message = [](connection& c, std::span<const std::byte> m) {
+    c.owner().broadcast(m, c.id());
+  };
+  auto server = make_stream_server(loop, line_server(), relay);
+  const std::size_t clients = 10, per_client = 20;
+  std::map<std::uint32_t, std::vector<std::string>> got;  // by client slot
+  std::size_t connected = 0;
+  client_options co;
+  co.codec = codec_spec::parse("line");
+  stream_handler h;
+  h.on_connect = [&](connection&) { ++connected; };
+  h.on_message = [&](connection& c, std::span<const std::byte> m) {
+    got[c.id().slot].push_back(text_of(m));
+  };
+  auto client = make_stream_client(loop, co, h);
+  for (std::size_t i = 0; i < clients; ++i)
+    client->connect(server->local());
+  ASSERT_TRUE(
+      run_until(loop, [&] { return connected == clients && server->stats().open == clients; }));
+  // Each client sends its numbered messages; the others must see each exactly once and
+  // each sender's messages in its order.
+  client->for_each([&](connection& c) {
+    for (std::size_t k = 0; k < per_client; ++k)
+      c.send(fmt::format("{}:{}", c.id().slot, k));
+  });
+  const std::size_t expected = (clients - 1) * per_client;
+  ASSERT_TRUE(run_until(loop, [&] {
+    std::size_t total = 0;
+    for (auto& [slot, lines] : got)
+      total += lines.size();
+    return total == clients * expected;
+  }));
+  for (auto& [slot, lines] : got) {
+    EXPECT_EQ(lines.size(), expected) << "client " << slot;
+    std::map<std::string, int> next;  // sender -> next expected k
+    for (auto& line : lines) {
+      auto sender = line.substr(0, line.find(':'));
+      EXPECT_NE(sender, std::to_string(slot)) << "a client got its own message back";
+      EXPECT_EQ(line, fmt::format("{}:{}", sender, next[sender]++)) << "order broken";
+    }
+  }
+}
+
+TEST_P(app_test, broadcast_shares_one_frame_among_queued_recipients) {
+  fd_leak_guard guard;
+  event_loop loop(GetParam());
+  server_options so = line_server();
+  so.codec = codec_spec::parse("line,max=8388608");
+  so.high_water = 64 << 20;
+  so.hard_limit = 64 << 20;
+  auto server = make_stream_server(loop, so, {});
+  // Peers that never read, with small buffers: a large frame stays queued on each.
+  const std::size_t peers = 8;
+  std::vector<unique_fd> sockets;
+  for (std::size_t i = 0; i < peers; ++i) {
+    auto fd = open_socket(server->local(), io_mode::blocking);
+    set_recv_buffer(fd.get(), 4096);
+    if (::connect(fd.get(), server->local().addr(), server->local().length()) != 0)
+      FAIL() << "connect: " << errno;
+    sockets.push_back(std::move(fd));
+  }
+  ASSERT_TRUE(run_until(loop, [&] { return server->stats().open == peers; }));
+  std::string big(4 << 20, 'x');
+  auto frame = server->frame(big);
+  EXPECT_EQ(frame.size(), big.size() + 1);  // line codec: one '\n'
+  EXPECT_EQ(server->broadcast(frame), peers);
+  loop.run_once(0ms);
+  // Every connection's queue holds a reference to the same bytes, none a copy.
+  EXPECT_EQ(frame.use_count(), static_cast<long>(peers + 1));
+  // (The kernel takes a few MiB per socket into its buffers; the rest waits, shared.)
+  server->for_each([&](connection& c) { EXPECT_GT(c.queued_output(), 0u); });
+  // Readers drain it: each gets the whole frame, and the references go away.
+  for (auto& fd : sockets)
+    set_nonblocking(fd.get(), true);
+  std::vector<std::size_t> received(peers, 0);
+  std::vector<std::byte> sink(1 << 16);
+  ASSERT_TRUE(run_until(
+      loop,
+      [&] {
+        bool all = true;
+        for (std::size_t i = 0; i < peers; ++i) {
+          ssize_t n;
+          while ((n = ::recv(sockets[i].get(), sink.data(), sink.size(), 0)) > 0)
+            received[i] += static_cast<std::size_t>(n);
+          all = all && received[i] == frame.size();
+        }
+        return all;
+      },
+      stretch(20s)));
+  ASSERT_TRUE(run_until(loop, [&] { return frame.use_count() == 1; }));
+}
+
+TEST_P(app_test, context_lives_until_after_on_close) {
+  fd_leak_guard guard;
+  event_loop loop(GetParam());
+  std::weak_ptr<int> watch;  // on the token only the connection's context owns
+  bool context_seen_in_on_close = false;
+  std::vector<std::string> nicks;
+  stream_handler h;
+  h.on_connect = [&](connection& c) { c.context() = std::string("anonymous"); };
+  h.on_message = [&](connection& c, std::span<const std::byte> m) {
+    auto* nick = std::any_cast<std::string>(&c.context());
+    ASSERT_NE(nick, nullptr);
+    nicks.push_back(*nick);
+    auto token = std::make_shared<int>(1);
+    watch = token;
+    c.context() = std::make_pair(text_of(m), token);  // replaces the string: any type will do
+  };
+  h.on_close = [&](connection& c, close_reason) {
+    context_seen_in_on_close =
+        std::any_cast<std::pair<std::string, std::shared_ptr<int>>>(&c.context()) != nullptr;
+  };
+  auto server = make_stream_server(loop, line_server(), h);
+  auto fd = connect_client(server->local());
+  send_all(fd.get(), "alice\n");
+  ASSERT_TRUE(run_until(loop, [&] { return nicks.size() == 1; }));
+  EXPECT_EQ(nicks[0], "anonymous");
+  EXPECT_FALSE(watch.expired());  // held by the connection's context
+  fd.reset();
+  ASSERT_TRUE(run_until(loop, [&] { return server->stats().open == 0; }));
+  EXPECT_TRUE(context_seen_in_on_close);
+  loop.run_once(0ms);  // the object is freed after the dispatch that closed it
+  EXPECT_TRUE(watch.expired());
+}
+
+TEST_P(app_test, conn_ids_are_hashable_ordered_and_findable) {
+  fd_leak_guard guard;
+  event_loop loop(GetParam());
+  std::unordered_set<conn_id> by_hash;
+  std::set<conn_id> ordered;
+  stream_handler h;
+  h.on_connect = [&](connection& c) {
+    by_hash.insert(c.id());
+    ordered.insert(c.id());
+  };
+  auto server = make_stream_server(loop, line_server(), h);
+  std::vector<unique_fd> fds;
+  for (int i = 0; i < 5; ++i)
+    fds.push_back(connect_client(server->local()));
+  ASSERT_TRUE(run_until(loop, [&] { return server->stats().open == 5; }));
+  EXPECT_EQ(by_hash.size(), 5u);
+  EXPECT_EQ(ordered.size(), 5u);
+  for (auto id : ordered)
+    EXPECT_NE(server->find(id), nullptr);
+  // A closed connection's id never finds the next occupant of its slot.
+  auto first = *ordered.begin();
+  server->find(first)->close();
+  loop.run_once(0ms);
+  EXPECT_EQ(server->find(first), nullptr);
+  fds.push_back(connect_client(server->local()));
+  ASSERT_TRUE(run_until(loop, [&] { return by_hash.size() == 6; }));
+  EXPECT_EQ(server->find(first), nullptr);
+  // for_each visits each open one once, even when the walk closes some.
+  std::size_t visited = 0;
+  server->for_each([&](connection& c) {
+    ++visited;
+    if (c.id().slot % 2 == 0) c.close();
+  });
+  EXPECT_EQ(visited, 5u);
+}
+
+TEST_P(app_test, adopted_descriptor_is_served_like_an_accepted_one) {
+  fd_leak_guard guard;
+  event_loop loop(GetParam());
+  stream_handler echo;
+  std::vector<close_reason> closes;
+  echo.on_message = [](connection& c, std::span<const std::byte> m) { c.send(m); };
+  echo.on_close = [&](connection&, close_reason why) { closes.push_back(why); };
+  server_options so = line_server();
+  so.max_connections = 1;
+  auto server = make_stream_server(loop, so, echo);
+  // Accepted elsewhere: a listener of our own.
+  auto elsewhere = listen_on(endpoint::parse("tcp://127.0.0.1:0"), io_mode::blocking);
+  auto where = local_endpoint(elsewhere.get(), transport::tcp);
+  auto client = connect_client(where);
+  unique_fd accepted(::accept4(elsewhere.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+  ASSERT_TRUE(accepted);
+  auto peer = peer_endpoint(accepted.get(), transport::tcp);
+  auto id = server->adopt(std::move(accepted), peer);
+  ASSERT_TRUE(id.has_value());
+  EXPECT_EQ(server->find(*id)->peer(), peer);
+  send_all(client.get(), "adopted\n");
+  set_nonblocking(client.get(), true);
+  std::string echoed;
+  ASSERT_TRUE(run_until(loop,
+                        [&] {
+                          char buf[64];
+                          ssize_t n = ::recv(client.get(), buf, sizeof buf, 0);
+                          if (n > 0) echoed.append(buf, static_cast<std::size_t>(n));
+                          return echoed == "adopted\n";
+                        }))
+      << "echoed: " << echoed;
+  // Admission applies to adopted descriptors too: over max_connections it is refused.
+  auto second = connect_client(where);
+  unique_fd extra(::accept4(elsewhere.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+  EXPECT_FALSE(server->adopt(std::move(extra), peer).has_value());
+  EXPECT_EQ(server->stats().refused, 1u);
+  client.reset();
+  ASSERT_TRUE(run_until(loop, [&] { return closes.size() == 1; }));
+  EXPECT_EQ(closes[0], close_reason::peer_closed);
+}
+
+INSTANTIATE_TEST_SUITE_P(all, app_test, every_backend(), param_name());
+
+class multi_app_test : public testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override { NETKIT_SKIP_UNAVAILABLE_BACKEND(GetParam()); }
+};
+
+TEST_P(multi_app_test, post_send_and_broadcast_find_the_owning_loop_from_the_id) {
+  fd_leak_guard guard;
+  std::mutex mutex;
+  std::vector<conn_id> ids;
+  stream_handler h;
+  h.on_connect = [&](connection& c) {
+    std::lock_guard lock(mutex);
+    ids.push_back(c.id());
+  };
+  const std::size_t clients = 8;
+  std::vector<unique_fd> fds;
+  {
+    multi_reactor reactors(2, GetParam(), line_server(), h);
+    for (std::size_t i = 0; i < clients; ++i)
+      fds.push_back(connect_client(reactors.local()));
+    auto until = deadline_after(stretch(5s));
+    for (;;) {
+      {
+        std::lock_guard lock(mutex);
+        if (ids.size() == clients || clock::now() > until) break;
+      }
+      std::this_thread::sleep_for(2ms);
+    }
+    std::vector<conn_id> snapshot;
+    {
+      std::lock_guard lock(mutex);
+      snapshot = ids;
+    }
+    ASSERT_EQ(snapshot.size(), clients);
+    std::set<std::uint32_t> groups;
+    for (auto id : snapshot) {
+      groups.insert(id.group);
+      auto text = fmt::format("to {}:{}:{}\n", id.group, id.slot, id.generation);
+      std::vector<std::byte> bytes(
+          reinterpret_cast<const std::byte*>(text.data()),
+          reinterpret_cast<const std::byte*>(text.data()) + text.size() - 1);
+      reactors.post_send(id, bytes);
+    }
+    EXPECT_LE(groups.size(), 2u);
+    // Each client reads its own message (post_send found the right loop), then one copy
+    // of the broadcast.
+    std::string everyone = "everyone";
+    reactors.post_broadcast(
+        std::span(reinterpret_cast<const std::byte*>(everyone.data()), everyone.size()));
+    std::multiset<std::string> firsts;
+    for (auto& fd : fds) {
+      auto own = read_line(fd.get(), deadline_after(stretch(5s)));
+      auto all = read_line(fd.get(), deadline_after(stretch(5s)));
+      firsts.insert(own.text());
+      EXPECT_EQ(all.text(), "everyone\n");
+    }
+    std::multiset<std::string> expected;
+    for (auto id : snapshot)
+      expected.insert(fmt::format("to {}:{}:{}\n", id.group, id.slot, id.generation));
+    EXPECT_EQ(firsts, expected);
+    fds.clear();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(all, multi_app_test, every_backend(), param_name());
+
+}  // namespace
+}  // namespace netkit::test
