@@ -103,6 +103,7 @@ void reactor_connection::handle_read(std::uint32_t events) {
 }
 
 void reactor_connection::send(std::span<const std::byte> message) {
+  NETKIT_ASSERT_LOOP_THREAD(engine_.loop_);
   if (state_ != state::open) return;
   auto& encoder = *engine_.encoder_;
   if (in_dispatch_ && output_.empty() && chain_.empty()) {
@@ -121,6 +122,7 @@ void reactor_connection::send(std::span<const std::byte> message) {
 }
 
 void reactor_connection::send(const framed_message& message) {
+  NETKIT_ASSERT_LOOP_THREAD(engine_.loop_);
   if (state_ != state::open || message.empty()) return;
   if (in_dispatch_) {
     // Behind this dispatch's replies: the one recipient that is mid-dispatch (a sender
@@ -241,6 +243,7 @@ void reactor_connection::update_interest() {
 }
 
 void reactor_connection::close() {
+  NETKIT_ASSERT_LOOP_THREAD(engine_.loop_);
   begin_drain(close_reason::local);
 }
 

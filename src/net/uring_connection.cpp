@@ -132,6 +132,7 @@ void uring_connection::on_data(std::span<const std::byte> data, unsigned buffer_
 }
 
 void uring_connection::send(std::span<const std::byte> message) {
+  NETKIT_ASSERT_LOOP_THREAD(engine_.loop_);
   if (state_ != state::open) return;
   auto& encoder = *engine_.encoder_;
   // The first reply of a dispatch, when nothing else is queued, unframed (raw, fixed) and
@@ -162,6 +163,7 @@ void uring_connection::send(std::span<const std::byte> message) {
 }
 
 void uring_connection::send(const framed_message& message) {
+  NETKIT_ASSERT_LOOP_THREAD(engine_.loop_);
   if (state_ != state::open || message.empty()) return;
   if (!reply_ref_.empty()) {
     // Order: the reply referenced in the received buffer goes first, by copy.
@@ -281,6 +283,7 @@ void uring_connection::release_output() noexcept {
 }
 
 void uring_connection::close() {
+  NETKIT_ASSERT_LOOP_THREAD(engine_.loop_);
   begin_drain(close_reason::local);
 }
 

@@ -265,6 +265,22 @@ TEST_P(app_test, adopted_descriptor_is_served_like_an_accepted_one) {
 
 INSTANTIATE_TEST_SUITE_P(all, app_test, every_backend(), param_name());
 
+TEST(loop_thread_check, a_call_from_another_thread_aborts_with_a_message) {
+  if (!NETKIT_LOOP_THREAD_CHECKS)
+    GTEST_SKIP() << "release build: loop-thread checks are compiled out (debug and ASan "
+                    "builds have them)";
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        event_loop loop("epoll");
+        auto server = make_stream_server(loop, line_server(), {});
+        std::thread runner([&] { loop.run_once(0ms); });  // that thread now runs the loop
+        runner.join();
+        server->for_each([](connection&) {});
+      },
+      "called from a thread that does not run its event loop");
+}
+
 class multi_app_test : public testing::TestWithParam<std::string> {
  protected:
   void SetUp() override { NETKIT_SKIP_UNAVAILABLE_BACKEND(GetParam()); }

@@ -143,13 +143,16 @@ class event_loop {
 
 }  // namespace netkit
 
-// Debug builds: abort with a message when a loop-thread-only method is called from another
-// thread (as muduo's assertInLoopThread). Release builds: nothing.
+// Debug builds (and any build with NETKIT_CHECK_LOOP_THREAD, as the ASan preset): abort with
+// a message when a loop-thread-only method is called from another thread (as muduo's
+// assertInLoopThread). Release builds: nothing.
 namespace netkit {
 void detail_assert_loop_thread(const event_loop& loop, const char* function) noexcept;
 }
-#ifdef NDEBUG
+#if defined(NDEBUG) && !defined(NETKIT_CHECK_LOOP_THREAD)
+#define NETKIT_LOOP_THREAD_CHECKS 0
 #define NETKIT_ASSERT_LOOP_THREAD(loop) ((void)0)
 #else
+#define NETKIT_LOOP_THREAD_CHECKS 1
 #define NETKIT_ASSERT_LOOP_THREAD(loop) ::netkit::detail_assert_loop_thread((loop), __func__)
 #endif
