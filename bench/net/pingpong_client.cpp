@@ -6,6 +6,12 @@
 //   messages=M bytes=X seconds=S msgs_per_sec=R
 // (X = bytes received during the window). Any failure, including the server closing a
 // connection, is reported as "netkit-pingpong: <operation>: <ERRNO> (...)" with exit 1.
+//
+// Deliberately independent of netkit: raw sockets and epoll, no netkit header or library,
+// not even for the client side. It is the cross-check of netkit's own load generator
+// (`netkit bench`, built on netkit's connector and stream client): a client sharing
+// netkit's code could share its bugs and its costs, and then agree with the servers it
+// measures for the wrong reasons. Keep it that way.
 #include <fmt/core.h>
 #include <CLI/CLI.hpp>
 

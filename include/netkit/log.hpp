@@ -1,4 +1,7 @@
-// Minimal leveled logging to stderr, one line per event, with a monotonic timestamp.
+// Minimal leveled logging to stderr, one line per event, each written with one write(2)
+// so lines of several threads or processes never interleave:
+//   [2026-12-01 07:53:04.123456] info: TEXT
+// The timestamp is the wall clock in local time (TZ), to the microsecond.
 // Servers log per-connection lines only at debug (--verbose), so floods of short
 // connections never flood the log.
 #pragma once

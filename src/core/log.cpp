@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <ctime>
 
 namespace netkit {
 
@@ -34,8 +35,16 @@ log_level current_log_level() noexcept {
 
 void write_log_line(log_level level, std::string_view text) noexcept {
   try {
-    auto now = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch());
-    auto line = fmt::format("[{:.6f}] {}: {}\n", now.count(), tag(level), text);
+    using namespace std::chrono;
+    auto now = system_clock::now();
+    auto whole = floor<seconds>(now);
+    auto micros = duration_cast<microseconds>(now - whole).count();
+    std::time_t since_epoch = system_clock::to_time_t(whole);
+    std::tm local{};
+    ::localtime_r(&since_epoch, &local);
+    auto line = fmt::format("[{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:06}] {}: {}\n",
+                            local.tm_year + 1900, local.tm_mon + 1, local.tm_mday, local.tm_hour,
+                            local.tm_min, local.tm_sec, micros, tag(level), text);
     // One write(2) per line so lines from several processes/threads never interleave.
     [[maybe_unused]] auto n = ::write(STDERR_FILENO, line.data(), line.size());
   } catch (...) {

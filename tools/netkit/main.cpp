@@ -8,7 +8,9 @@
 #include "netkit/process.hpp"
 
 int main(int argc, char** argv) {
-  CLI::App app{"netkit: Linux network programming toolkit: every classic I/O model, done right"};
+  // Named here, not from argv[0]: help says "Usage: netkit ...", however it was started.
+  CLI::App app{"netkit: Linux network programming toolkit: every classic I/O model, done right",
+               "netkit"};
   app.set_version_flag("--version", std::string("netkit ") + NETKIT_VERSION);
   app.require_subcommand(1);
   app.fallthrough();
