@@ -58,6 +58,7 @@ std::vector<server_model> event_loop_models() {
   for (const auto& b : backends())
     models.push_back({.name = b.name,
                       .family = transport_family::stream,
+                      .transports = {},
                       .description = b.description,
                       .takes = support::loop_server_takes,
                       .own_options = {},

@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "netkit/error.hpp"
 #include "netkit/net/multi_reactor.hpp"
 #include "netkit/process.hpp"
 #include "netkit/signals.hpp"
@@ -30,6 +31,11 @@ int run(const server_model& model, const model_settings& settings) {
 
 int run_multi_reactor_echo(const model_settings& settings, std::string_view backend,
                            std::string_view shown_model, std::size_t threads) {
+  if (settings.listen.kind() != transport::tcp)
+    throw usage_error(fmt::format(
+        "--threads {} (the multi-reactor) serves tcp:// only: its listeners share the port "
+        "with SO_REUSEPORT, which Unix sockets do not have; not {}",
+        threads, settings.listen.to_uri()));
   auto limit = raise_nofile_limit();
   // The stop signals are blocked in every thread (the reactor threads inherit the mask)
   // and taken here, inside wait(), so no reactor thread is interrupted by them.
@@ -52,6 +58,8 @@ int run_multi_reactor_echo(const model_settings& settings, std::string_view back
 server_model multi_reactor_model() {
   return {.name = "multi-reactor",
           .family = transport_family::stream,
+          // Its listeners share one port through SO_REUSEPORT, which Unix sockets lack.
+          .transports = {transport::tcp},
           .description =
               "--threads N epoll loops, one per thread, one SO_REUSEPORT listener each "
               "(--model M --threads N: the same on backend M)",

@@ -443,6 +443,7 @@ server_model prefork_model() {
   return {
       .name = "prefork",
       .family = transport_family::stream,
+      .transports = {},
       .description = "accepting parent hands each connection to an idle forked worker (SCM_RIGHTS)",
       .takes = {common_option::codec, common_option::unix_mode, common_option::reuse_port},
       .own_options = {{.flag = workers_flag,

@@ -70,7 +70,7 @@ bool takes_flag(const server_model& m, std::string_view flag) {
 }
 
 [[noreturn]] void refuse_transport(const server_model& m, const endpoint& listen) {
-  throw usage_error(fmt::format("--model {} serves {}, not {}", m.name, describe_family(m.family),
+  throw usage_error(fmt::format("--model {} serves {}, not {}", m.name, m.describe_transports(),
                                 listen.to_uri()));
 }
 
@@ -94,6 +94,20 @@ bool server_model::takes_own(std::string_view flag) const noexcept {
                      [flag](const model_option& o) { return o.flag == flag; });
 }
 
+bool server_model::serves(transport t) const noexcept {
+  if (family_of(t) != family) return false;
+  return transports.empty() ||
+         std::find(transports.begin(), transports.end(), t) != transports.end();
+}
+
+std::string server_model::describe_transports() const {
+  if (transports.empty()) return std::string(describe_family(family));
+  std::string out;
+  for (auto t : transports)
+    out += fmt::format("{}{}://", out.empty() ? "" : " and ", scheme_of(t));
+  return fmt::format("{} ({})", out, family == transport_family::stream ? "stream" : "datagram");
+}
+
 std::size_t model_settings::own_option(const server_model& model, std::string_view flag) const {
   auto declared = std::find_if(model.own_options.begin(), model.own_options.end(),
                                [flag](const model_option& o) { return o.flag == flag; });
@@ -108,7 +122,10 @@ const server_model& find_model(std::string_view name, const endpoint& listen) {
   const server_model* other_family = nullptr;
   for (const auto& m : server_models()) {
     if (m.name != name) continue;
-    if (m.family == family) return m;
+    if (m.family == family) {
+      if (!m.serves(listen.kind())) refuse_transport(m, listen);
+      return m;
+    }
     other_family = &m;
   }
   if (other_family) refuse_transport(*other_family, listen);
@@ -165,7 +182,7 @@ std::string list_models_text() {
 }
 
 int run_model(const server_model& model, const model_settings& settings) {
-  if (family_of(settings.listen.kind()) != model.family) refuse_transport(model, settings.listen);
+  if (!model.serves(settings.listen.kind())) refuse_transport(model, settings.listen);
   return model.run(model, settings);
 }
 

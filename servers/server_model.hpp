@@ -103,6 +103,9 @@ struct model_availability {
 struct server_model {
   std::string name;
   transport_family family = transport_family::stream;
+  // The transports of its family it serves; empty: all of them (tcp and unix, or udp and
+  // unix-dgram).
+  std::vector<transport> transports;
   std::string description;
   common_options takes;
   std::vector<model_option> own_options;
@@ -114,6 +117,9 @@ struct server_model {
   int (*run)(const server_model&, const model_settings&) = nullptr;
 
   bool takes_own(std::string_view flag) const noexcept;
+  bool serves(transport t) const noexcept;
+  // "tcp:// and unix:// (stream)", "tcp:// (stream)".
+  std::string describe_transports() const;
 };
 
 }  // namespace netkit::servers

@@ -57,6 +57,7 @@ server_model dgram_model(std::string name, std::string description,
                          int (*run)(const server_model&, const model_settings&)) {
   return {.name = std::move(name),
           .family = transport_family::datagram,
+          .transports = {},
           .description = std::move(description),
           .takes = {common_option::unix_mode, common_option::max_datagram},
           .own_options = {},
