@@ -3,14 +3,13 @@
 // an accepted connection down it with send_fds and closes its own copy; the worker serves
 // that connection to EOF with blocking I/O, then writes one byte back ("idle"). With no idle
 // worker the parent stops polling the listener, so new connections wait in the backlog.
-#include "prefork_echo.hpp"
+// Model "prefork" of `netkit echo-server` (tcp:// and unix://).
 
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,13 +21,15 @@
 
 #include <fmt/format.h>
 
-#include "netkit/blocking_io.hpp"
-#include "netkit/buffer.hpp"
 #include "netkit/error.hpp"
 #include "netkit/log.hpp"
 #include "netkit/message.hpp"
 #include "netkit/process.hpp"
+#include "netkit/signals.hpp"
 #include "netkit/unix_socket.hpp"
+#include "server_model.hpp"
+#include "support/blocking_echo.hpp"
+#include "support/children.hpp"
 
 namespace netkit::servers {
 
@@ -48,81 +49,42 @@ constexpr milliseconds respawn_pause{1000};
 // Shutdown: workers get SIGTERM and this long to finish, then SIGKILL (e.g. one blocked
 // writing to a client that never reads).
 constexpr milliseconds stop_grace{5000};
-// Bytes read per read(2) in a worker.
-constexpr std::size_t read_chunk = 64 * 1024;
+// --workers bounds.
+constexpr std::size_t max_workers = 1024;
+constexpr std::size_t default_workers = 4;
+constexpr std::string_view workers_flag = "--workers";
 
-volatile sig_atomic_t stop_signal = 0;
-volatile sig_atomic_t child_exited = 0;
+struct prefork_options {
+  endpoint listen;           // tcp:// or unix:// (stream)
+  listen_options listening;  // backlog, SO_REUSEPORT, Unix file mode
+  codec_spec codec;          // framing of requests and replies
+  std::size_t workers = default_workers;
+};
 
-void on_stop(int sig) {
-  stop_signal = sig;
+bool stop_requested() {
+  return stop_signal_received() != 0;
 }
-void on_child(int) {
-  child_exited = 1;
-}
 
-// The parent takes SIGINT/SIGTERM/SIGCHLD only inside ppoll (atomically unblocked there),
-// so no signal can slip in between "check the flags" and "wait". Handlers have no
-// SA_RESTART: a worker's blocking read returns EINTR and looks at the flag.
-class parent_signals {
- public:
-  parent_signals() {
-    stop_signal = 0;
-    child_exited = 0;
-    sigset_t block;
-    sigemptyset(&block);
-    for (int s : {SIGINT, SIGTERM, SIGCHLD})
-      sigaddset(&block, s);
-    if (::sigprocmask(SIG_BLOCK, &block, &saved_mask_) != 0) throw_sys_error("sigprocmask");
-    struct sigaction sa {};
-    sigemptyset(&sa.sa_mask);
-    sa.sa_handler = on_stop;
-    ::sigaction(SIGINT, &sa, &saved_int_);
-    ::sigaction(SIGTERM, &sa, &saved_term_);
-    sa.sa_handler = on_child;
-    sa.sa_flags = SA_NOCLDSTOP;
-    ::sigaction(SIGCHLD, &sa, &saved_chld_);
-    waiting_mask_ = saved_mask_;
-    for (int s : {SIGINT, SIGTERM, SIGCHLD})
-      sigdelset(&waiting_mask_, s);
-  }
-  ~parent_signals() { restore(); }
-  parent_signals(const parent_signals&) = delete;
-  parent_signals& operator=(const parent_signals&) = delete;
+// The parent takes SIGINT/SIGTERM/SIGCHLD only inside ppoll (atomically unblocked there,
+// through waiting_mask()), so no signal can slip in between "check the flags" and "wait".
+// The stop handler has no SA_RESTART: a worker's blocking read returns EINTR and looks at
+// the flag.
+struct parent_signals {
+  stop_signal_scope stop;
+  support::child_exit_flag children;
 
-  // The mask to use while waiting (ppoll): the stop and child signals open.
-  const sigset_t* waiting_mask() const noexcept { return &waiting_mask_; }
-
+  parent_signals() { stop.block({SIGCHLD}); }
+  const sigset_t* waiting_mask() const noexcept { return &stop.waiting_mask(); }
   // In a new worker: SIGCHLD back to default, the stop handler kept, signals unblocked.
-  void enter_worker() const noexcept {
-    ::sigaction(SIGCHLD, &saved_chld_, nullptr);
-    ::sigprocmask(SIG_SETMASK, &waiting_mask_, nullptr);
+  void enter_worker() noexcept {
+    children.restore();
+    ::pthread_sigmask(SIG_SETMASK, waiting_mask(), nullptr);
   }
-
-  void restore() noexcept {
-    ::sigaction(SIGINT, &saved_int_, nullptr);
-    ::sigaction(SIGTERM, &saved_term_, nullptr);
-    ::sigaction(SIGCHLD, &saved_chld_, nullptr);
-    ::sigprocmask(SIG_SETMASK, &saved_mask_, nullptr);
-  }
-
- private:
-  sigset_t saved_mask_{};
-  sigset_t waiting_mask_{};
-  struct sigaction saved_int_ {};
-  struct sigaction saved_term_ {};
-  struct sigaction saved_chld_ {};
 };
 
 void set_receive_timeout(int fd, timeval tv) {
   if (::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0)
     throw_sys_error("setsockopt SO_RCVTIMEO");
-}
-
-std::string describe_exit(int status) {
-  if (WIFEXITED(status)) return fmt::format("exited with status {}", WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) return fmt::format("was killed by signal {}", WTERMSIG(status));
-  return "ended";
 }
 
 // ---- worker -------------------------------------------------------------------------
@@ -135,52 +97,12 @@ std::string peer_name(int fd, transport kind) {
   }
 }
 
-// Serves one connection to EOF: read, decode every complete frame, echo it re-encoded,
-// write the replies with one blocking write. Never throws for the connection's own errors.
+// Serves one connection to EOF. Never throws for the connection's own errors.
 void serve_connection(int fd, transport kind, decoder& dec, const encoder& enc) {
-  dec.reset();
   set_receive_timeout(fd, stop_check_interval);
-  log(log_level::debug, "worker {}: serving {}", ::getpid(), peer_name(fd, kind));
-  byte_buffer in, out;
-  auto flush = [&] {
-    if (out.empty()) return true;
-    try {
-      write_n(fd, out.data());
-    } catch (const sys_error& e) {
-      log(log_level::debug, "write to {}: {}", peer_name(fd, kind), e.what());
-      return false;
-    }
-    out.clear();
-    return true;
-  };
-  while (stop_signal == 0) {
-    auto room = in.prepare(read_chunk);
-    ssize_t n = ::read(fd, room.data(), room.size());
-    if (n < 0) {
-      if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) continue;  // stop flag?
-      log(log_level::debug, "read from {}: {}", peer_name(fd, kind), errno_text(errno));
-      return;
-    }
-    if (n == 0) {
-      if (auto partial = dec.finish(in.data()); !partial.empty())
-        log(log_level::warning, "{}: {}", peer_name(fd, kind), partial);
-      return;
-    }
-    in.commit(static_cast<std::size_t>(n));
-    // Bounded by the input read so far: each message consumes at least one byte.
-    for (;;) {
-      auto r = dec.decode(in.data());
-      if (r.state == decode_result::status::need_more) break;
-      if (r.state == decode_result::status::error) {
-        flush();  // replies to the frames before the bad one still go out
-        log(log_level::warning, "closing {}: protocol error: {}", peer_name(fd, kind), r.error);
-        return;
-      }
-      enc.encode(r.message, out);
-      in.consume(r.consumed);
-    }
-    if (!flush()) return;
-  }
+  auto peer = peer_name(fd, kind);
+  log(log_level::debug, "worker {}: serving {}", ::getpid(), peer);
+  support::serve_blocking_echo(fd, peer, dec, enc, stop_requested);
 }
 
 // A worker's whole life; never returns into the caller's stack (which holds the parent's
@@ -191,7 +113,7 @@ void serve_connection(int fd, transport kind, decoder& dec, const encoder& enc) 
     set_receive_timeout(channel, stop_check_interval);
     auto dec = make_decoder(codec);
     auto enc = make_encoder(codec);
-    while (stop_signal == 0) {
+    while (!stop_requested()) {
       std::byte tag{};
       auto m = recv_fds(channel, 1, std::span(&tag, 1));
       if (m.would_block()) continue;  // receive timeout: look at the stop flag again
@@ -235,7 +157,7 @@ struct worker {
 class prefork_parent {
  public:
   prefork_parent(const prefork_options& opts, unique_fd listener, endpoint local,
-                 const parent_signals& signals)
+                 parent_signals& signals)
       : opts_(opts),
         listener_(std::move(listener)),
         local_(std::move(local)),
@@ -265,7 +187,7 @@ class prefork_parent {
   const prefork_options& opts_;
   unique_fd listener_;
   endpoint local_;
-  const parent_signals& signals_;
+  parent_signals& signals_;
   std::vector<worker> workers_;
   unique_fd pending_;  // accepted, not yet handed (the chosen worker had just died)
   steady::time_point accept_resume_{};
@@ -360,41 +282,34 @@ void prefork_parent::read_channel(worker& w) {
   w.idle = false;
 }
 
-// Reaps every ended child (WNOHANG loop: one SIGCHLD may stand for several), so no worker
-// stays a zombie; replaces each while serving.
+// Reaps every ended child, so no worker stays a zombie; replaces each while serving.
 void prefork_parent::reap(bool replace) {
-  for (;;) {
-    int status = 0;
-    pid_t pid = ::waitpid(-1, &status, WNOHANG);
-    if (pid <= 0) return;  // 0: the rest still run; -1 (ECHILD): no children
+  support::reap_children([&](pid_t pid, int status) {
     auto it = std::find_if(workers_.begin(), workers_.end(),
                            [pid](const worker& w) { return w.pid == pid; });
-    if (it == workers_.end()) continue;
+    if (it == workers_.end()) return;
     it->pid = -1;
     it->channel.reset();
     it->idle = false;
-    if (!replace) continue;
+    if (!replace) return;
     ++replaced_;
     try {
       spawn(*it);
       log(log_level::warning, "worker {} {}; started worker {} in its place", pid,
-          describe_exit(status), it->pid);
+          support::describe_exit(status), it->pid);
     } catch (const sys_error& e) {
-      log(log_level::error, "worker {} {}; no replacement yet: {}", pid, describe_exit(status),
-          e.what());
+      log(log_level::error, "worker {} {}; no replacement yet: {}", pid,
+          support::describe_exit(status), e.what());
       respawn_at_ = steady::now() + respawn_pause;
     }
-  }
+  });
 }
 
 int prefork_parent::run() {
   std::vector<pollfd> fds;
   std::vector<worker*> owners;  // fds[i] belongs to owners[i]; nullptr: the listener
-  while (stop_signal == 0) {
-    if (child_exited) {
-      child_exited = 0;
-      reap(true);
-    }
+  while (!stop_requested()) {
+    if (signals_.children.take()) reap(true);
     if (respawn_at_ && steady::now() >= *respawn_at_) {
       respawn_at_.reset();
       for (auto& w : workers_) {
@@ -448,7 +363,7 @@ int prefork_parent::run() {
         accept_one();
     }
   }
-  return stop_signal;
+  return stop_signal_received();
 }
 
 void prefork_parent::stop() {
@@ -469,29 +384,19 @@ void prefork_parent::stop() {
   while (live() && steady::now() < until) {
     timespec ts{0, 50'000'000};  // bounded wait; SIGCHLD ends it early
     ::ppoll(nullptr, 0, &ts, signals_.waiting_mask());
-    child_exited = 0;
+    signals_.children.take();
     reap(false);
   }
   for (auto& w : workers_) {
     if (w.pid <= 0) continue;
     log(log_level::warning, "worker {} did not stop within {} ms; killing it", w.pid,
         stop_grace.count());
-    // An unreaped child's pid cannot have been reused, so this names our worker.
-    ::kill(w.pid, SIGKILL);
-    while (::waitpid(w.pid, nullptr, 0) < 0 && errno == EINTR) {
-    }
+    support::kill_and_reap(w.pid);
     w.pid = -1;
   }
 }
 
-}  // namespace
-
-int run_prefork_echo_server(const prefork_options& opts) {
-  if (!is_stream(opts.listen.kind()))
-    throw usage_error(fmt::format(
-        "--model prefork serves stream endpoints (tcp://, unix://), not {}", opts.listen.to_uri()));
-  if (opts.workers < 1 || opts.workers > max_prefork_workers)
-    throw usage_error(fmt::format("--workers must be 1..{}", max_prefork_workers));
+int run_prefork(const prefork_options& opts) {
   (void)make_decoder(opts.codec);  // usage_error now, not in every worker
 
   // Installed before the banner: a SIGTERM right after it must stop us cleanly.
@@ -514,6 +419,40 @@ int run_prefork_echo_server(const prefork_options& opts) {
       "stopped by signal {}: {} connections handed to workers, {} workers replaced", sig,
       parent.handed(), parent.replaced());
   return 0;
+}
+
+int run(const server_model& model, const model_settings& settings) {
+  prefork_options opts;
+  opts.listen = settings.listen;
+  opts.listening.unix_mode = settings.unix_mode;
+  opts.listening.reuse_port = settings.reuse_port;
+  opts.codec = settings.codec;
+  opts.workers = settings.own_option(model, workers_flag);
+  if (opts.workers < 1 || opts.workers > max_workers)
+    throw usage_error(fmt::format("{} must be 1..{}", workers_flag, max_workers));
+  return run_prefork(opts);
+}
+
+}  // namespace
+
+server_model prefork_model() {
+  // Each worker serves one connection at a time with blocking I/O: the loop-server limits
+  // (--max-conns, --idle-timeout, --high-water, --hard-limit, --threads) have no meaning
+  // here, and silently ignoring them would surprise; --workers bounds the connections
+  // served at once.
+  return {
+      .name = "prefork",
+      .family = transport_family::stream,
+      .transports = {},
+      .description = "accepting parent hands each connection to an idle forked worker (SCM_RIGHTS)",
+      .takes = {common_option::codec, common_option::unix_mode, common_option::reuse_port},
+      .own_options = {{.flag = workers_flag,
+                       .help = "Worker processes, each serving one connection at a time",
+                       .default_value = default_workers,
+                       .min = 1,
+                       .max = max_workers}},
+      .probe = nullptr,
+      .run = run};
 }
 
 }  // namespace netkit::servers

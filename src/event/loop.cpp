@@ -11,24 +11,9 @@
 #include <fmt/format.h>
 
 #include "netkit/error.hpp"
+#include "netkit/signals.hpp"
 
 namespace netkit {
-
-namespace {
-// The loop that owns the stop signals; the handler may only touch atomics and write(2).
-std::atomic<int> g_signal_wake_fd{-1};
-std::atomic<int> g_signal_number{0};
-
-void on_stop_signal(int sig) {
-  int saved = errno;
-  g_signal_number.store(sig);
-  std::uint64_t one = 1;
-  int fd = g_signal_wake_fd.load();
-  if (fd >= 0) [[maybe_unused]]
-    auto n = ::write(fd, &one, sizeof one);
-  errno = saved;
-}
-}  // namespace
 
 // eventfd that other threads (and signal handlers) write to wake the loop.
 class event_loop::waker final : public io_handler {
@@ -63,8 +48,7 @@ event_loop::event_loop(std::unique_ptr<backend> b)
 }
 
 event_loop::~event_loop() {
-  int fd = waker_->fd();
-  g_signal_wake_fd.compare_exchange_strong(fd, -1);
+  clear_stop_wake_fd(waker_->fd());
 }
 
 watch_id event_loop::watch(int fd, std::uint32_t interest, io_handler& handler) {
@@ -151,14 +135,9 @@ void event_loop::stop() noexcept {
 }
 
 void event_loop::stop_on_signals(std::initializer_list<int> signals) {
-  g_signal_number.store(0);  // one that came while no loop owned the signals is stale
-  g_signal_wake_fd.store(waker_->fd());
-  struct sigaction sa {};
-  sa.sa_handler = on_stop_signal;
-  sigemptyset(&sa.sa_mask);
-  sa.sa_flags = SA_RESTART;
-  for (int sig : signals)
-    if (::sigaction(sig, &sa, nullptr) != 0) throw_sys_error("sigaction", strsignal(sig));
+  // The eventfd write wakes the loop, so interrupted calls may simply restart.
+  set_stop_wake_fd(waker_->fd());
+  install_stop_handler(signals, interrupted_calls::restart);
 }
 
 int event_loop::next_timeout_ms(std::chrono::milliseconds cap) const {
@@ -239,8 +218,8 @@ void event_loop::run_once(std::chrono::milliseconds timeout) {
   // Only the loop that owns the stop signals may take the number: with several loops in
   // one process (multi-reactor, or a helper loop in another thread) another loop's turn
   // used to exchange it away, and the owner then woke to find nothing and kept running.
-  if (g_signal_wake_fd.load() == waker_->fd()) {
-    if (int sig = g_signal_number.exchange(0); sig != 0) {
+  if (stop_wake_fd() == waker_->fd()) {
+    if (int sig = take_stop_signal(); sig != 0) {
       stop_signal_.store(sig);
       stopping_.store(true);
     }

@@ -21,6 +21,7 @@
 #include "support/fd_leak_guard.hpp"
 #include "support/server_process.hpp"
 #include "udp_echo.hpp"
+#include "udp_echo_client.hpp"
 
 namespace netkit {
 namespace {
@@ -66,14 +67,14 @@ relay_run run_through_relay(const endpoint& server, const impairment& imp, int s
   if (!banner) throw std::runtime_error("relay did not start: " + relay.stderr_text());
   auto uri = banner->substr(13, banner->find(' ', 13) - 13);
 
-  servers::dgram_client_options c;
+  clients::dgram_client_options c;
   c.connect = endpoint::parse(uri);
   c.count = count;
   c.size = 64;
   c.timeout = 300ms;
   c.retries = retries;
   testing::internal::CaptureStdout();
-  servers::run_dgram_echo_client(c);
+  clients::run_dgram_echo_client(c);
   auto out = testing::internal::GetCapturedStdout();
   run.client = parse_counts(out.substr(out.find("summary:")));
 

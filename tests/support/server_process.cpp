@@ -30,8 +30,13 @@ child_options make_options(const server_config& c) {
   child_options o;
   o.argv = c.wrapper;
   for (const auto& a : {netkit_cli(), std::string("echo-server"), std::string("--listen"), c.listen,
-                        std::string("--model"), c.model, std::string("--codec"), c.codec})
+                        std::string("--model"), c.model})
     o.argv.push_back(a);
+  // Datagram models take no --codec (a datagram is its own frame) and refuse it.
+  if (!c.listen.starts_with("udp://") && !c.listen.starts_with("unix-dgram://")) {
+    o.argv.push_back("--codec");
+    o.argv.push_back(c.codec);
+  }
   o.argv.insert(o.argv.end(), c.extra_args.begin(), c.extra_args.end());
   o.nofile_limit = c.nofile_limit;
   o.env = c.env;

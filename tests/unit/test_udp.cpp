@@ -21,6 +21,7 @@
 #include "support/dgram_server_child.hpp"
 #include "support/fd_leak_guard.hpp"
 #include "udp_echo.hpp"
+#include "udp_echo_client.hpp"
 
 namespace netkit {
 namespace {
@@ -117,12 +118,12 @@ TEST(Udp, EchoClientReportsNoServer) {
     auto s = listen_on(endpoint::parse("udp://127.0.0.1:0"), io_mode::blocking);
     closed = local_endpoint(s.get(), transport::udp);
   }
-  servers::dgram_client_options o;
+  clients::dgram_client_options o;
   o.connect = closed;
   o.count = 3;
   o.timeout = 300ms;
   testing::internal::CaptureStderr();
-  int rc = servers::run_dgram_echo_client(o);
+  int rc = clients::run_dgram_echo_client(o);
   auto err = testing::internal::GetCapturedStderr();
   EXPECT_EQ(rc, 2);
   EXPECT_NE(err.find("no server at " + closed.to_uri()), std::string::npos) << err;
@@ -227,12 +228,12 @@ TEST_P(DgramEcho, EchoClientCountsEveryReply) {
   test::fd_leak_guard guard;
   auto opts = options();
   dgram_server_child server(opts);
-  servers::dgram_client_options c;
+  clients::dgram_client_options c;
   c.connect = server.local();
   c.count = 300;
   c.size = 100;
   testing::internal::CaptureStdout();
-  int rc = servers::run_dgram_echo_client(c);
+  int rc = clients::run_dgram_echo_client(c);
   auto out = testing::internal::GetCapturedStdout();
   EXPECT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("requests=300 datagrams=300 replies=300 lost=0 duplicated=0 reordered=0 "

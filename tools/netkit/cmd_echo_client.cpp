@@ -12,7 +12,7 @@
 #include "netkit/codec/codec.hpp"
 #include "netkit/error.hpp"
 #include "netkit/socket.hpp"
-#include "udp_echo.hpp"
+#include "udp_echo_client.hpp"
 
 namespace netkit::cli {
 
@@ -89,13 +89,13 @@ int run(const echo_client_args& args) {
   auto timeout = std::chrono::milliseconds(static_cast<long>(args.timeout * 1000));
   if (!is_stream(ep.kind())) {
     // Datagrams carry their own boundaries: no codec; sequence numbers instead.
-    servers::dgram_client_options dgram;
+    clients::dgram_client_options dgram;
     dgram.connect = ep;
     dgram.count = args.count;
     dgram.size = args.size;
     dgram.timeout = timeout;
     dgram.retries = args.retries;
-    return servers::run_dgram_echo_client(dgram);
+    return clients::run_dgram_echo_client(dgram);
   }
   auto spec = codec_spec::parse(args.codec);
   echo_session session(ep, spec, timeout);

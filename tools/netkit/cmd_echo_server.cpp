@@ -1,16 +1,21 @@
-#include <signal.h>
+// netkit echo-server: the command line of the server-model registry (servers/registry.hpp).
+// Which options a model takes, the --model list, --list-models and the checks all come
+// from the registry; this file only maps command-line text to model_settings.
+#include <sys/types.h>
+
+#include <array>
+#include <cstdio>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include <fmt/format.h>
 
 #include "commands.hpp"
 #include "netkit/error.hpp"
 #include "netkit/log.hpp"
-#include "netkit/net/multi_reactor.hpp"
-#include "netkit/net/stream_server.hpp"
-#include "netkit/process.hpp"
-#include "netkit/unix_socket.hpp"
-#include "prefork_echo.hpp"
-#include "udp_echo.hpp"
+#include "registry.hpp"
 
 namespace netkit::cli {
 
@@ -18,7 +23,7 @@ namespace {
 
 struct echo_server_args {
   std::string listen = "tcp://127.0.0.1:9000";
-  std::string model = "epoll";
+  std::string model;  // empty: the registry's default for the endpoint
   std::string codec = "line";
   std::size_t max_conns = 0;
   double idle_timeout = 0;
@@ -26,13 +31,18 @@ struct echo_server_args {
   std::size_t hard_limit = 16 << 20;
   bool reuse_port = false;
   std::size_t threads = 1;
-  std::size_t workers = 4;  // --model prefork only
-  bool workers_given = false;
   std::string mode;  // octal, for Unix socket files
   std::size_t max_datagram = 65536;
-  bool model_given = false;
+  std::map<std::string, std::size_t, std::less<>> own;  // the models' own options by flag
   bool list_models = false;
   bool verbose = false;
+};
+
+// The options as CLI11 parsed them, to tell which were given.
+struct given_options {
+  std::array<CLI::Option*, servers::common_option_count> common{};
+  std::vector<std::pair<std::string, CLI::Option*>> own;
+  CLI::Option* model = nullptr;
 };
 
 std::optional<mode_t> parse_mode(const std::string& text) {
@@ -49,176 +59,137 @@ std::optional<mode_t> parse_mode(const std::string& text) {
   return static_cast<mode_t>(value);
 }
 
-void list_models() {
-  fmt::print("stream models (tcp://, unix://):\n");
-  for (const auto& b : list_backends())
-    fmt::print("  {:<10} {:<13} {}{}\n", b.name, b.available ? "available" : "UNAVAILABLE",
-               b.description, b.available ? "" : fmt::format(" [{}]", b.problem));
-  fmt::print("  {:<10} {:<13} {}\n", "prefork", "available",
-             "accepting parent hands each connection to an idle forked worker (SCM_RIGHTS)");
-  fmt::print("datagram models (udp://, unix-dgram://):\n");
-  for (auto m : servers::dgram_models())
-    fmt::print("  {:<10} available\n", m);
-}
-
-void log_totals(int sig, const server_stats& st) {
-  log(log_level::info,
-      "stopped by signal {}: {} connections served, {} refused, {} shed, {} protocol errors, "
-      "{} bytes in, {} bytes out",
-      sig, st.accepted, st.refused, st.shed, st.protocol_errors, st.bytes_in, st.bytes_out);
-}
-
-// --threads N: N reactors on one SO_REUSEPORT port. The stop signals are blocked in every
-// thread and taken synchronously here, so no reactor thread is interrupted by them.
-int run_multi(const echo_server_args& args, const server_options& options,
-              const stream_handler& echo, const nofile_limit& limit) {
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  multi_reactor reactors(args.threads, args.model, options, echo);
-  unix_socket_file socket_file;
-  if (reactors.local().kind() == transport::unix_stream && !reactors.local().is_abstract())
-    socket_file = unix_socket_file(reactors.local());
-  fmt::print("listening on {} model={} codec={} threads={} nofile={}/{}\n",
-             reactors.local().to_uri(), args.model, options.codec.to_string(), reactors.size(),
-             limit.soft, limit.hard);
-  std::fflush(stdout);
-  int sig = 0;
-  sigwait(&stop_signals, &sig);
-  reactors.stop();
-  reactors.join();
-  log_totals(sig, reactors.totals());
-  return 0;
-}
-
-int run(const echo_server_args& args) {
+int run(const echo_server_args& args, const given_options& given) {
   if (args.list_models) {
-    list_models();
+    fmt::print("{}", servers::list_models_text());
     return 0;
   }
   if (args.verbose) set_log_level(log_level::debug);
   auto listen = endpoint::parse(args.listen);
-  auto unix_mode = parse_mode(args.mode);
-  if (!is_stream(listen.kind())) {
-    servers::dgram_server_options dgram;
-    dgram.listen = listen;
-    // The stream default would be wrong here: datagram servers are blocking by default.
-    dgram.model = args.model_given ? args.model : "blocking";
-    dgram.max_datagram = args.max_datagram;
-    dgram.verbose = args.verbose;
-    dgram.unix_mode = unix_mode;
-    return servers::run_dgram_echo_server(dgram);
-  }
-  if (args.workers_given && args.model != "prefork")
-    throw usage_error("--workers applies only to --model prefork");
-  auto limit = raise_nofile_limit();
-  if (args.model == "prefork") {
-    if (args.threads > 1) throw usage_error("--threads does not apply to --model prefork");
-    // Each worker serves one connection at a time with blocking I/O: these loop-server
-    // limits have no meaning there, and silently ignoring them would surprise.
-    if (args.max_conns != 0 || args.idle_timeout != 0 ||
-        args.high_water != echo_server_args{}.high_water ||
-        args.hard_limit != echo_server_args{}.hard_limit)
-      throw usage_error(
-          "--max-conns, --idle-timeout, --high-water and --hard-limit do not apply to --model "
-          "prefork (its --workers bound the connections served at once)");
-    servers::prefork_options prefork;
-    prefork.listen = listen;
-    prefork.listening.unix_mode = unix_mode;
-    prefork.listening.reuse_port = args.reuse_port;
-    prefork.codec = codec_spec::parse(args.codec);
-    prefork.workers = args.workers;
-    return servers::run_prefork_echo_server(prefork);
-  }
-  server_options options;
-  options.listen = listen;
-  options.listening.unix_mode = unix_mode;
-  options.codec = codec_spec::parse(args.codec);
-  options.max_connections = args.max_conns;
-  options.idle_timeout = std::chrono::milliseconds(static_cast<long>(args.idle_timeout * 1000));
-  options.high_water = args.high_water;
-  options.low_water = args.high_water / 4;
-  options.hard_limit = std::max(args.hard_limit, args.high_water);
-  options.listening.reuse_port = args.reuse_port;
+  const auto& model = servers::find_model(
+      given.model->count() > 0 ? std::string_view(args.model) : servers::default_model(listen),
+      listen);
 
-  stream_handler echo;
-  echo.on_message = [](connection& c, std::span<const std::byte> message) { c.send(message); };
-  if (args.threads > 1) return run_multi(args, options, echo, limit);
+  std::vector<servers::common_option> common;
+  for (std::size_t i = 0; i < given.common.size(); ++i)
+    if (given.common[i]->count() > 0) common.push_back(static_cast<servers::common_option>(i));
+  std::vector<std::string> own;
+  for (const auto& [flag, option] : given.own)
+    if (option->count() > 0) own.push_back(flag);
+  servers::check_options(model, common, own);
 
-  event_loop loop(args.model);
-  auto server = make_stream_server(loop, options, std::move(echo));
-  // Removes the socket file on clean exit (only if it is still ours).
-  unix_socket_file socket_file;
-  if (server->local().kind() == transport::unix_stream && !server->local().is_abstract())
-    socket_file = unix_socket_file(server->local());
-  // Installed before the banner: a SIGTERM right after it must stop us cleanly.
-  loop.stop_on_signals({SIGINT, SIGTERM});
-  fmt::print("listening on {} model={} codec={} nofile={}/{}\n", server->local().to_uri(),
-             loop.io_backend().name(), options.codec.to_string(), limit.soft, limit.hard);
-  std::fflush(stdout);
-  int sig = run_until_signal(loop, *server);
-  log_totals(sig, server->stats());
-  return 0;
+  servers::model_settings settings;
+  settings.listen = listen;
+  settings.codec = codec_spec::parse(args.codec);
+  settings.unix_mode = parse_mode(args.mode);
+  settings.reuse_port = args.reuse_port;
+  settings.max_conns = args.max_conns;
+  settings.idle_timeout = std::chrono::milliseconds(static_cast<long>(args.idle_timeout * 1000));
+  settings.high_water = args.high_water;
+  settings.hard_limit = args.hard_limit;
+  if (given.common[static_cast<std::size_t>(servers::common_option::threads)]->count() > 0)
+    settings.threads = args.threads;
+  settings.max_datagram = args.max_datagram;
+  settings.verbose = args.verbose;
+  for (const auto& flag : own)
+    settings.own.emplace(flag, args.own.find(flag)->second);
+  return servers::run_model(model, settings);
+}
+
+// " [--model A, B]" for an option only some models take; "" when every model does.
+std::string for_models(std::string_view flag) {
+  auto takers = servers::models_taking(flag);
+  std::string every;
+  for (const auto& m : servers::server_models())
+    every += (every.empty() ? "" : ", ") + m.name;
+  return takers == every ? "" : fmt::format(" [--model {}]", takers);
+}
+
+std::string model_help() {
+  std::string stream, dgram;
+  for (const auto& m : servers::server_models()) {
+    auto& list = m.family == servers::transport_family::stream ? stream : dgram;
+    list += (list.empty() ? "" : ", ") + m.name;
+  }
+  return fmt::format(
+      "I/O model (see --list-models). Stream (tcp://, unix://): {}; default epoll. "
+      "Datagram (udp://, unix-dgram://): {}; default blocking",
+      stream, dgram);
 }
 
 }  // namespace
 
 void add_echo_server(CLI::App& app) {
   static echo_server_args args;
+  static given_options given;
+  using servers::common_option;
   auto* cmd = app.add_subcommand(
       "echo-server",
       "Echo every framed message back, on the I/O model of your choice.\n"
       "Prints 'listening on URI model=M ...' first (so port 0 is usable); stops cleanly on "
       "SIGINT/SIGTERM after flushing pending output.");
+  auto common = [&](common_option o, CLI::Option* option) {
+    option->description(option->get_description() + for_models(servers::flag_of(o)));
+    given.common[static_cast<std::size_t>(o)] = option;
+    return option;
+  };
   cmd->add_option("--listen,-l", args.listen,
                   "Address to serve: tcp://HOST:PORT, tcp://[::1]:PORT, unix:///PATH, "
-                  "unix://@NAME (port 0 picks a free port)")
+                  "unix://@NAME, udp://HOST:PORT, unix-dgram:///PATH (port 0 picks a free port)")
       ->capture_default_str();
-  cmd->add_option("--model,-m", args.model,
-                  "I/O model (see --list-models); datagram URIs default to 'blocking'")
-      ->capture_default_str()
-      ->each([](const std::string&) { args.model_given = true; });
-  cmd->add_option("--mode", args.mode,
-                  "Octal mode of a Unix socket file, e.g. 0660 (default: from the umask); "
-                  "never more permissive than this from the moment the file exists");
-  cmd->add_option("--max-datagram", args.max_datagram,
-                  "Datagram receive buffer; a longer datagram is reported (MSG_TRUNC) and not "
-                  "echoed")
-      ->capture_default_str();
-  cmd->add_option("--codec,-c", args.codec,
-                  "Framing: raw, line, crlf, fixed:N, length, length16; optional ,max=BYTES")
-      ->capture_default_str();
-  cmd->add_option("--max-conns", args.max_conns,
-                  "Close connections beyond this many at once, with a log line (0: no limit)")
-      ->capture_default_str();
-  cmd->add_option("--idle-timeout", args.idle_timeout,
-                  "Close connections silent for this many seconds (0: never)")
-      ->capture_default_str();
-  cmd->add_option("--high-water", args.high_water,
-                  "Stop reading from a client whose unsent output exceeds this many bytes, "
-                  "until it drains to a quarter of it")
-      ->capture_default_str();
-  cmd->add_option("--hard-limit", args.hard_limit,
-                  "Close a client whose unsent output exceeds this many bytes")
-      ->capture_default_str();
-  cmd->add_option("--threads,-t", args.threads,
-                  "Multi-reactor: this many event loops, one per thread, each with its own "
-                  "SO_REUSEPORT listener on the same port")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 256));
-  cmd->add_option("--workers", args.workers,
-                  "--model prefork: worker processes, each serving one connection at a time")
-      ->capture_default_str()
-      ->check(CLI::Range(std::size_t{1}, servers::max_prefork_workers))
-      ->each([](const std::string&) { args.workers_given = true; });
-  cmd->add_flag("--reuse-port", args.reuse_port, "Set SO_REUSEPORT (several servers, one port)");
+  given.model = cmd->add_option("--model,-m", args.model, model_help());
+  common(common_option::unix_mode,
+         cmd->add_option("--mode", args.mode,
+                         "Octal mode of a Unix socket file, e.g. 0660 (default: from the umask); "
+                         "never more permissive than this from the moment the file exists"));
+  common(common_option::max_datagram,
+         cmd->add_option("--max-datagram", args.max_datagram,
+                         "Datagram receive buffer; a longer datagram is reported (MSG_TRUNC) and "
+                         "not echoed")
+             ->capture_default_str());
+  common(common_option::codec,
+         cmd->add_option("--codec,-c", args.codec,
+                         "Framing: raw, line, crlf, fixed:N, length, length16; optional ,max=BYTES")
+             ->capture_default_str());
+  common(common_option::max_conns,
+         cmd->add_option("--max-conns", args.max_conns,
+                         "Close connections beyond this many at once, with a log line (0: no "
+                         "limit)")
+             ->capture_default_str());
+  common(common_option::idle_timeout,
+         cmd->add_option("--idle-timeout", args.idle_timeout,
+                         "Close connections silent for this many seconds (0: never)")
+             ->capture_default_str());
+  common(common_option::high_water,
+         cmd->add_option("--high-water", args.high_water,
+                         "Stop reading from a client whose unsent output exceeds this many bytes, "
+                         "until it drains to a quarter of it")
+             ->capture_default_str());
+  common(common_option::hard_limit,
+         cmd->add_option("--hard-limit", args.hard_limit,
+                         "Close a client whose unsent output exceeds this many bytes")
+             ->capture_default_str());
+  common(common_option::threads,
+         cmd->add_option("--threads,-t", args.threads,
+                         "Multi-reactor: this many event loops, one per thread, each with its own "
+                         "SO_REUSEPORT listener on the same port")
+             ->capture_default_str()
+             ->check(CLI::Range(1, 256)));
+  common(common_option::reuse_port, cmd->add_flag("--reuse-port", args.reuse_port,
+                                                  "Set SO_REUSEPORT (several servers, one port)"));
+  for (const auto& o : servers::own_options()) {
+    std::string flag(o.flag);
+    args.own[flag] = o.default_value;
+    auto* option = cmd->add_option(flag, args.own[flag], std::string(o.help) + for_models(flag))
+                       ->capture_default_str()
+                       ->check(CLI::Range(o.min, o.max));
+    given.own.emplace_back(flag, option);
+  }
   cmd->add_flag("--list-models", args.list_models,
                 "List the I/O models and whether this kernel supports each");
   cmd->add_flag("--verbose,-v", args.verbose, "Log one line per connection");
   cmd->callback([] {
-    if (int rc = run(args); rc != 0) throw CLI::RuntimeError(rc);
+    if (int rc = run(args, given); rc != 0) throw CLI::RuntimeError(rc);
   });
 }
 

@@ -17,37 +17,26 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cstdio>
 
 #include <fmt/format.h>
 
 #include "commands.hpp"
+#include "netkit/codec/codec.hpp"
 #include "netkit/error.hpp"
 #include "netkit/message.hpp"
+#include "netkit/signals.hpp"
 #include "netkit/socket.hpp"
 #include "netkit/unix_socket.hpp"
+#include "support/blocking_echo.hpp"
 
 namespace netkit::cli {
 
 namespace {
 
-std::atomic<int> g_stop{0};
-void on_stop(int sig) {
-  g_stop.store(sig);
-}
-
-void install_stop() {
-  struct sigaction sa {};
-  sa.sa_handler = on_stop;
-  sigemptyset(&sa.sa_mask);
-  ::sigaction(SIGINT, &sa, nullptr);
-  ::sigaction(SIGTERM, &sa, nullptr);
-}
-
 // Waits for fd to be readable, checking the stop flag at least every 200 ms.
 bool wait_readable(int fd) {
-  while (g_stop.load() == 0) {
+  while (stop_signal_received() == 0) {
     pollfd p{fd, POLLIN, 0};
     int rc = ::poll(&p, 1, 200);
     if (rc > 0) return true;
@@ -84,7 +73,8 @@ int serve(const serve_args& a) {
     throw usage_error("fd-pass serve: --listen must be a unix:// stream endpoint");
   listen_options lo;
   if (!a.mode.empty()) lo.unix_mode = static_cast<mode_t>(std::stoul(a.mode, nullptr, 8));
-  install_stop();
+  // Installed before the banner: a SIGTERM right after it must stop us cleanly.
+  stop_signal_scope stop;
   auto unix_l = listen_unix(ep, io_mode::blocking, lo);
   unique_fd file, tcp;
   std::string what;
@@ -100,7 +90,7 @@ int serve(const serve_args& a) {
   fmt::print("listening on {} handing {}\n", ep.to_uri(), what);
   std::fflush(stdout);
   std::size_t handed = 0;
-  while (g_stop.load() == 0 && (a.count == 0 || handed < a.count)) {
+  while (stop.received() == 0 && (a.count == 0 || handed < a.count)) {
     auto receiver = accept_one(unix_l.fd.get(), ep.to_uri());
     if (!receiver) break;
     auto cred = peer_credentials_of(receiver.get());
@@ -157,20 +147,11 @@ int receive(const receive_args& a) {
     std::fflush(stdout);
     return 0;
   }
-  // A connection: echo until the client closes.
-  std::uint64_t total = 0;
-  for (;;) {
-    auto n = ::read(fd, buf.data(), buf.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    for (ssize_t off = 0; off < n;) {
-      auto w = ::send(fd, buf.data() + off, static_cast<std::size_t>(n - off), MSG_NOSIGNAL);
-      if (w < 0 && errno == EINTR) continue;
-      if (w < 0) throw_sys_error("send", label);
-      off += w;
-    }
-    total += static_cast<std::uint64_t>(n);
-  }
+  // A connection: echo until the client closes, with no framing (raw: every byte read is
+  // a message). A stop signal keeps its default action: it ends this process.
+  auto codec = codec_spec::parse("raw");
+  auto total = servers::support::serve_blocking_echo(fd, label, *make_decoder(codec),
+                                                     *make_encoder(codec), [] { return false; });
   fmt::print(stderr, "echoed {} bytes on {}\n", total, label);
   return 0;
 }

@@ -17,9 +17,9 @@
 
 #include "netkit/datagram.hpp"
 #include "netkit/error.hpp"
-#include "udp_echo.hpp"
+#include "udp_echo_client.hpp"
 
-namespace netkit::servers {
+namespace netkit::clients {
 
 namespace {
 
@@ -273,4 +273,4 @@ int run_dgram_echo_client(const dgram_client_options& opts) {
   }
 }
 
-}  // namespace netkit::servers
+}  // namespace netkit::clients
