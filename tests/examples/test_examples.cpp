@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,13 +37,6 @@ struct example_server {
   std::string uri;
 };
 
-// A chat client whose stdin the test writes.
-child_options chat_client(const std::string& uri) {
-  child_options o{{example("chat_client"), uri}};
-  o.stdin_from = child_options::input::pipe;
-  return o;
-}
-
 // Every line `child` prints until it exits (bounded by the deadline).
 std::vector<std::string> rest_of_output(child_process& child, deadline until) {
   std::vector<std::string> lines;
@@ -65,6 +59,28 @@ std::string address_of(const std::string& notice, std::string_view suffix) {
   return notice.substr(0, notice.size() - std::min(notice.size(), suffix.size()));
 }
 
+// A chat_server with a raw socket in the room from the start: it hears every line the room
+// sends, and each join tells the address the new client is known by.
+struct chat_room {
+  example_server server{"chat_server"};
+  unique_fd watcher = connect_client(endpoint::parse(server.uri));
+  std::string heard() { return next_line(watcher.get()); }
+};
+
+// A chat client whose stdin the test writes, constructed once the room has announced it.
+struct chat_member {
+  explicit chat_member(chat_room& room)
+      : process(chat_options(room.server.uri)), address(address_of(room.heard(), " joined")) {}
+  static child_options chat_options(const std::string& uri) {
+    child_options o{{example("chat_client"), uri}};
+    o.stdin_from = child_options::input::pipe;
+    return o;
+  }
+  std::optional<std::string> next_line() { return process.read_line(deadline_after(stretch(10s))); }
+  child_process process;
+  std::string address;
+};
+
 void expect_clean_exit(child_process& child, const char* what) {
   auto status = child.wait(deadline_after(stretch(10s)));
   ASSERT_TRUE(status) << what << " did not exit; stderr:\n" << child.stderr_text();
@@ -74,57 +90,51 @@ void expect_clean_exit(child_process& child, const char* what) {
 
 TEST(examples, chat_line_reaches_every_other_client_once_and_not_the_sender) {
   fd_leak_guard guard;
-  example_server server("chat_server");
-  // A raw socket in the room first: it hears each join, which tells each client's address.
-  auto watcher = connect_client(endpoint::parse(server.uri));
-
-  child_process alice(chat_client(server.uri));
-  const auto alice_addr = address_of(next_line(watcher.get()), " joined");
-  child_process bob(chat_client(server.uri));
-  const auto bob_addr = address_of(next_line(watcher.get()), " joined");
+  chat_room room;
+  chat_member alice(room);
+  chat_member bob(room);
   // Alice hears Bob join: both are in the room before anyone speaks.
-  EXPECT_EQ(alice.read_line(deadline_after(stretch(10s))), bob_addr + " joined");
+  EXPECT_EQ(alice.next_line(), bob.address + " joined");
 
-  alice.write_stdin("hello from alice\n");
-  EXPECT_EQ(bob.read_line(deadline_after(stretch(10s))), alice_addr + ": hello from alice");
-  EXPECT_EQ(next_line(watcher.get()), alice_addr + ": hello from alice");
+  alice.process.write_stdin("hello from alice\n");
+  EXPECT_EQ(bob.next_line(), alice.address + ": hello from alice");
+  EXPECT_EQ(room.heard(), alice.address + ": hello from alice");
 
   // End of Alice's stdin: she leaves after her line was delivered, having heard only Bob's
   // join (never her own line).
-  alice.close_stdin();
-  expect_clean_exit(alice, "alice");
-  EXPECT_EQ(rest_of_output(alice, deadline_after(stretch(10s))), std::vector<std::string>{});
-  EXPECT_EQ(bob.read_line(deadline_after(stretch(10s))), alice_addr + " left");
-  EXPECT_EQ(next_line(watcher.get()), alice_addr + " left");
+  alice.process.close_stdin();
+  expect_clean_exit(alice.process, "alice");
+  EXPECT_EQ(rest_of_output(alice.process, deadline_after(stretch(10s))),
+            std::vector<std::string>{});
+  EXPECT_EQ(bob.next_line(), alice.address + " left");
+  EXPECT_EQ(room.heard(), alice.address + " left");
 
   // Bob says nothing and leaves: his output ends with Alice's leave (the line came once).
-  bob.close_stdin();
-  expect_clean_exit(bob, "bob");
-  EXPECT_EQ(rest_of_output(bob, deadline_after(stretch(10s))), std::vector<std::string>{});
-  EXPECT_EQ(next_line(watcher.get()), bob_addr + " left");
+  bob.process.close_stdin();
+  expect_clean_exit(bob.process, "bob");
+  EXPECT_EQ(rest_of_output(bob.process, deadline_after(stretch(10s))), std::vector<std::string>{});
+  EXPECT_EQ(room.heard(), bob.address + " left");
 
-  ASSERT_TRUE(server.process.signal(SIGTERM));
-  expect_clean_exit(server.process, "chat_server");
-  EXPECT_EQ(wait_for_close(watcher.get(), deadline_after(stretch(10s))).end, read_end::eof);
+  ASSERT_TRUE(room.server.process.signal(SIGTERM));
+  expect_clean_exit(room.server.process, "chat_server");
+  EXPECT_EQ(wait_for_close(room.watcher.get(), deadline_after(stretch(10s))).end, read_end::eof);
 }
 
 TEST(examples, chat_client_sends_a_last_line_without_newline_and_exits_when_the_server_stops) {
   fd_leak_guard guard;
-  example_server server("chat_server");
-  auto watcher = connect_client(endpoint::parse(server.uri));
-  child_process carol(chat_client(server.uri));
-  const auto carol_addr = address_of(next_line(watcher.get()), " joined");
-  carol.write_stdin("no newline");
-  carol.close_stdin();
-  EXPECT_EQ(next_line(watcher.get()), carol_addr + ": no newline");
-  expect_clean_exit(carol, "carol");
-  EXPECT_EQ(next_line(watcher.get()), carol_addr + " left");
-
-  child_process dave(chat_client(server.uri));  // stdin left open: only the server ends it
-  EXPECT_TRUE(next_line(watcher.get()).ends_with(" joined"));  // dave is in before the stop
-  ASSERT_TRUE(server.process.signal(SIGTERM));
-  expect_clean_exit(server.process, "chat_server");
-  expect_clean_exit(dave, "dave");
+  chat_room room;
+  {
+    chat_member carol(room);
+    carol.process.write_stdin("no newline");
+    carol.process.close_stdin();
+    EXPECT_EQ(room.heard(), carol.address + ": no newline");
+    expect_clean_exit(carol.process, "carol");
+    EXPECT_EQ(room.heard(), carol.address + " left");
+  }
+  chat_member dave(room);  // stdin left open: only the server's stop ends him
+  ASSERT_TRUE(room.server.process.signal(SIGTERM));
+  expect_clean_exit(room.server.process, "chat_server");
+  expect_clean_exit(dave.process, "dave");
 }
 
 TEST(examples, echo_client_verifies_every_echo) {
