@@ -1,5 +1,5 @@
-# Installs this build into a scratch prefix, then configures, builds and runs the
-# consumer project against it.
+# Installs this build into a scratch prefix, then configures and builds the consumer project
+# against it, runs its program and the echo example pair it built (loopback.sh).
 add_test(NAME consumer.find_package
   COMMAND ${CMAKE_COMMAND}
     -DSOURCE_DIR=${PROJECT_SOURCE_DIR} -DBUILD_DIR=${PROJECT_BINARY_DIR}

@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 
 #include "netkit/error.hpp"
+#include "netkit/process.hpp"
 
 extern char** environ;
 
@@ -48,6 +49,12 @@ child_process::child_process(const child_options& options) {
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) throw_sys_error("pipe2");
   unique_fd read_end(pipe_fds[0]), write_end(pipe_fds[1]);
+  unique_fd stdin_read, stdin_write;
+  if (options.stdin_from == child_options::input::pipe) {
+    if (::pipe2(pipe_fds, O_CLOEXEC) != 0) throw_sys_error("pipe2");
+    stdin_read = unique_fd(pipe_fds[0]);
+    stdin_write = unique_fd(pipe_fds[1]);
+  }
 
   // Everything the child needs is prepared before fork: after it, only
   // async-signal-safe calls (the test process may have other threads).
@@ -76,8 +83,8 @@ child_process::child_process(const child_options& options) {
   if (pid_ == 0) {
     ::dup2(write_end.get(), STDOUT_FILENO);
     ::dup2(err_fd.get(), STDERR_FILENO);
-    int devnull = ::open("/dev/null", O_RDONLY);
-    if (devnull >= 0) ::dup2(devnull, STDIN_FILENO);
+    int input = stdin_read ? stdin_read.get() : ::open("/dev/null", O_RDONLY);
+    if (input >= 0) ::dup2(input, STDIN_FILENO);
     // The server must see only its own descriptors (EMFILE tests count them).
     ::close_range(3, ~0u, 0);
     // Restore what the test runner may have changed.
@@ -99,6 +106,20 @@ child_process::child_process(const child_options& options) {
     ::_exit(127);
   }
   stdout_ = std::move(read_end);
+  stdin_ = std::move(stdin_write);
+}
+
+void child_process::write_stdin(std::string_view text) {
+  static const bool sigpipe_ignored = (ignore_sigpipe(), true);
+  (void)sigpipe_ignored;
+  if (!stdin_) throw std::logic_error("child_process::write_stdin: stdin is not a pipe");
+  // Bound: each iteration writes at least one byte or throws.
+  while (!text.empty()) {
+    ssize_t n = ::write(stdin_.get(), text.data(), text.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw_sys_error("write", "child stdin");
+    text.remove_prefix(static_cast<std::size_t>(n));
+  }
 }
 
 child_process::~child_process() {

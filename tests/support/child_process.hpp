@@ -9,6 +9,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "netkit/fd.hpp"
@@ -22,6 +23,8 @@ struct child_options {
   std::optional<rlim_t> nofile_limit;
   // "NAME=VALUE" entries added to (or replacing) the inherited environment.
   std::vector<std::string> env;
+  // The child's stdin: /dev/null, or a pipe the test writes with write_stdin().
+  enum class input { null, pipe } stdin_from = input::null;
 };
 
 // How a child ended.
@@ -46,6 +49,13 @@ class child_process {
   // The next stdout line without '\n', or nullopt at EOF or when the deadline passes.
   std::optional<std::string> read_line(deadline until);
 
+  // With stdin_from = pipe: writes all of `text` to the child's stdin (blocking). Throws
+  // sys_error, EPIPE once the child has exited (SIGPIPE is ignored in this process from
+  // the first call, so that a child's early exit fails the test instead of killing it).
+  void write_stdin(std::string_view text);
+  // Closes the child's stdin: it reads EOF. Idempotent.
+  void close_stdin() noexcept { stdin_.reset(); }
+
   // Everything the child wrote to stderr so far.
   std::string stderr_text() const;
 
@@ -61,6 +71,7 @@ class child_process {
   pid_t pid_ = -1;
   std::optional<exit_status> status_;
   unique_fd stdout_;
+  unique_fd stdin_;      // write end of the child's stdin pipe, if any
   std::string pending_;  // stdout bytes after the last returned line
   bool stdout_eof_ = false;
   std::string stderr_path_;
