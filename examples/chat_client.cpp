@@ -36,7 +36,7 @@ struct stdin_lines final : io_handler {
     } else if (c) {  // end of stdin; a last line may lack its '\n'
       if (!partial.empty()) c->send(partial);
       group->loop().unwatch(watch);
-      c->close();  // delivers what is queued, then closes: on_close stops the loop
+      c->close();  // delivers what is queued, then closes: run_until_done returns
     }
   }
 };
@@ -57,20 +57,18 @@ int main(int argc, char** argv) try {
     input.watch = loop.watch(STDIN_FILENO, io_read, input);
   };
   chat.on_message = [](connection&, std::span<const std::byte> line) {
-    fmt::print("{}\n", std::string_view(reinterpret_cast<const char*>(line.data()), line.size()));
+    fmt::print("{}\n", as_text(line));
     std::fflush(stdout);  // line by line, into a pipe too
   };
-  chat.on_close = [&](connection&, close_reason) { loop.stop(); };
   chat.on_connect_failed = [&](const endpoint&, const sys_error& e) {
     fmt::print(stderr, "chat_client: {}\n", e.what());
     status = 1;
-    loop.stop();
   };
   client_options options;
   options.codec = codec_spec::parse("line");
   auto client = make_stream_client(loop, options, chat);
   client->connect(endpoint::parse(argv[1]));
-  loop.run();
+  run_until_done(loop, *client);  // until the connection is closed or the connect failed
   return status;
 } catch (const std::exception& e) {
   fmt::print(stderr, "chat_client: {}\n", e.what());

@@ -7,6 +7,8 @@
 // joins and leaves are announced the same way. The first line printed is "listening on URI",
 // so the default --listen tcp://127.0.0.1:0 (any free port) is usable from a script.
 // Ctrl-C or SIGTERM stops it after pending output is delivered.
+#include <signal.h>
+
 #include <cstdio>
 #include <string_view>
 
@@ -32,13 +34,13 @@ int main(int argc, char** argv) try {
   stream_handler chat;
   chat.on_connect = [](connection& c) { tell_others(c, " joined"); };
   chat.on_message = [](connection& c, std::span<const std::byte> line) {
-    tell_others(c, fmt::format(": {}", std::string_view(reinterpret_cast<const char*>(line.data()),
-                                                        line.size())));
+    tell_others(c, fmt::format(": {}", as_text(line)));
   };
   chat.on_close = [](connection& c, close_reason) { tell_others(c, " left"); };
 
   event_loop loop("epoll");  // or select, poll, epoll-et, uring: the program is the same
   auto server = make_stream_server(loop, options, chat);
+  loop.stop_on_signals({SIGINT, SIGTERM});  // before the banner: a SIGTERM right after it stops us
   fmt::print("listening on {}\n", server->local().to_uri());
   std::fflush(stdout);
   run_until_signal(loop, *server);

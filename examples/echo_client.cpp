@@ -31,7 +31,7 @@ int main(int argc, char** argv) try {
   // One message in flight at a time: each echo is checked, then the next message is sent.
   check.on_connect = [](connection& c) { c.send(message(0)); };
   check.on_message = [&](connection& c, std::span<const std::byte> reply) {
-    std::string_view text(reinterpret_cast<const char*>(reply.data()), reply.size());
+    std::string_view text = as_text(reply);
     if (text != message(echoed)) {
       fmt::print(stderr, "echo_client: sent '{}', got '{}'\n", message(echoed), text);
       c.close();
@@ -41,21 +41,19 @@ int main(int argc, char** argv) try {
       c.close();
     }
   };
-  check.on_close = [&](connection&, close_reason why) {
+  check.on_close = [](connection&, close_reason why) {
     if (why != close_reason::local)
       fmt::print(stderr, "echo_client: closed ({})\n", to_string(why));
-    loop.stop();
   };
   check.on_connect_failed = [&](const endpoint&, const sys_error& e) {
     fmt::print(stderr, "echo_client: {}\n", e.what());
-    loop.stop();
   };
   client_options options;
   options.codec = codec_spec::parse("line");
   options.idle_timeout = std::chrono::seconds(10);  // a server that stops answering
   auto client = make_stream_client(loop, options, check);
   client->connect(endpoint::parse(argv[1]));
-  loop.run();
+  run_until_done(loop, *client);  // until closed, or the connect failed
   if (echoed < count) return 1;
   fmt::print("{} messages echoed by {}\n", count, argv[1]);
 } catch (const std::exception& e) {

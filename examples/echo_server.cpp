@@ -6,6 +6,8 @@
 // The first line printed is "listening on URI", so the default --listen tcp://127.0.0.1:0
 // (any free port) is usable from a script. Ctrl-C or SIGTERM stops it after pending
 // output is delivered.
+#include <signal.h>
+
 #include <cstdio>
 #include <string_view>
 
@@ -29,6 +31,7 @@ int main(int argc, char** argv) try {
 
   event_loop loop("epoll");
   auto server = make_stream_server(loop, options, echo);
+  loop.stop_on_signals({SIGINT, SIGTERM});  // before the banner: a SIGTERM right after it stops us
   fmt::print("listening on {}\n", server->local().to_uri());
   std::fflush(stdout);
   run_until_signal(loop, *server);

@@ -135,6 +135,9 @@ void event_loop::stop() noexcept {
 }
 
 void event_loop::stop_on_signals(std::initializer_list<int> signals) {
+  // Already ours (a program installs before its banner, run_until_signal again): installing
+  // anew would forget a signal that came in between.
+  if (stop_wake_fd() == waker_->fd()) return;
   // The eventfd write wakes the loop, so interrupted calls may simply restart.
   set_stop_wake_fd(waker_->fd());
   install_stop_handler(signals, interrupted_calls::restart);

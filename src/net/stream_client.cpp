@@ -176,4 +176,9 @@ std::unique_ptr<stream_client> make_stream_client(event_loop& loop, client_optio
   return std::make_unique<detail::client>(loop, options, std::move(handler));
 }
 
+void run_until_done(event_loop& loop, stream_client& client) {
+  while ((client.stats().open > 0 || client.connecting() > 0) && !loop.stopping())
+    loop.run_once(std::chrono::milliseconds(-1));
+}
+
 }  // namespace netkit

@@ -79,6 +79,8 @@ class event_loop {
   // wakes the loop through its eventfd. One loop per process may own the signals.
   void stop_on_signals(std::initializer_list<int> signals);
   int stop_signal() const noexcept { return stop_signal_.load(); }
+  // True once stop() was called (or a stop signal came): run() returns.
+  bool stopping() const noexcept { return stopping_.load(); }
 
   // Runs until stop(). Returns when stopped.
   void run();

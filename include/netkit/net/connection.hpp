@@ -39,6 +39,11 @@ enum class close_reason {
 
 std::string_view to_string(close_reason r) noexcept;
 
+// A message's bytes as text (a line, a command): the counterpart of send(string_view).
+inline std::string_view as_text(std::span<const std::byte> bytes) noexcept {
+  return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
+}
+
 // A message framed once (header, payload, trailer) and shared, reference-counted, by every
 // connection it is queued on: a broadcast to N connections frames and stores the bytes
 // once. Immutable; safe to share between threads.

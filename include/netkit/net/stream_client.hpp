@@ -40,4 +40,10 @@ class stream_client : public connection_group {
 std::unique_ptr<stream_client> make_stream_client(event_loop& loop, client_options options,
                                                   stream_handler handler);
 
+// Runs `loop` until `client` has no connection open and none connecting (every one closed
+// or given up on), or until loop.stop(). What a command-line client's main() calls after
+// connect(): a refused connect or a lost server ends it without any handler stopping the
+// loop. Loop thread.
+void run_until_done(event_loop& loop, stream_client& client);
+
 }  // namespace netkit
