@@ -59,6 +59,12 @@ class uring_backend final : public backend {
   static std::uint64_t user_data(completion_handler* handler, unsigned op) noexcept;
 
   io_uring& ring() noexcept { return ring_; }
+
+  // Operations whose owner is gone (a cancelled connect): each frees itself when its
+  // completion arrives, and the ring waits (bounded) for those before it is torn down.
+  void orphan_added() noexcept { ++orphans_; }
+  void orphan_done() noexcept { --orphans_; }
+  std::size_t orphans() const noexcept { return orphans_; }
   // Enables the ring now if it is not yet (see the class comment); loop thread only.
   void enable();
   // Submits the queued entries now, without waiting. Call it before closing a descriptor
@@ -88,6 +94,7 @@ class uring_backend final : public backend {
 
   io_uring ring_{};
   std::uint32_t setup_flags_ = 0;
+  std::size_t orphans_ = 0;
   bool enabled_ = false;
   std::uint16_t next_buffer_group_ = 0;
   std::vector<watch> watches_;     // indexed by descriptor

@@ -39,16 +39,6 @@ std::chrono::milliseconds backoff_delay(const connect_options& opts, int attempt
 namespace detail {
 
 namespace {
-// Connects abandoned while in the kernel, on this thread's ring: their completion frees
-// them, so whoever tears the ring down first waits for this to reach 0.
-thread_local std::size_t abandoned_connects = 0;
-}  // namespace
-
-std::size_t abandoned_uring_connects() noexcept {
-  return abandoned_connects;
-}
-
-namespace {
 
 class connector_base : public connector {
  public:
@@ -252,13 +242,14 @@ class uring_connector final : public connector_base {
 
  private:
   struct operation final : completion_handler {
+    uring_backend* ring;
     uring_connector* owner;
     sockaddr_storage address;  // the kernel reads it until the connect completes
     void on_completion(unsigned, int result, std::uint32_t) override {
       if (owner) {
         owner->completed(result);
       } else {
-        --abandoned_connects;
+        ring->orphan_done();
       }
       delete this;
     }
@@ -266,6 +257,7 @@ class uring_connector final : public connector_base {
 
   void begin(int fd) override {
     op_ = new operation;
+    op_->ring = &ring_;
     op_->owner = this;
     std::memcpy(&op_->address, target_.addr(), target_.length());
     try {
@@ -290,7 +282,7 @@ class uring_connector final : public connector_base {
   void abandon() noexcept override {
     if (!op_) return;
     op_->owner = nullptr;
-    ++abandoned_connects;
+    ring_.orphan_added();
     // The kernel drops its reference to the socket when the cancelled connect completes;
     // the descriptor is closed by the caller right after, so submit before the number can
     // be reused (see force_close in uring_connection.cpp).

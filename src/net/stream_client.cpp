@@ -14,9 +14,6 @@
 namespace netkit {
 
 namespace detail {
-// io_uring connects abandoned but not yet completed on this thread (connector.cpp).
-std::size_t abandoned_uring_connects() noexcept;
-
 namespace {
 
 class client final : public stream_client {
@@ -39,8 +36,8 @@ class client final : public stream_client {
       if (p.timer) loop_.cancel(p.timer);
     pending_.clear();
     if (loop_.io_backend().completion_based()) {
-      static_cast<uring_engine&>(*engine_).wait_for_kernel(
-          [] { return abandoned_uring_connects() == 0; });
+      auto& engine = static_cast<uring_engine&>(*engine_);
+      engine.wait_for_kernel([&engine] { return engine.uring().orphans() == 0; });
     }
     engine_.reset();
   }
