@@ -125,10 +125,10 @@ struct turn_need {
   bool soon = false;  // waiting on something no event announces (drain, slow-read timer)
 };
 
-// Every other plan, through one stream_client with codec raw: the driver
-// cuts the framed stream itself and sends each piece as one raw message, so the server
-// sees exactly the splits a plan asks for. Connections are matched to plans in the order
-// they are established (they all go to the same server), failures likewise.
+// Every other plan, through one stream_client with codec raw: the driver cuts the framed
+// stream itself and sends each piece as one raw message, so the server sees exactly the
+// splits a plan asks for. Connections are matched to plans in the order they are
+// established (they all go to the same server), failures likewise.
 class stream_clients {
  public:
   stream_clients(event_loop& loop, const endpoint& server, const std::vector<echo_plan>& plans,
