@@ -30,6 +30,7 @@ class echo_codec_test : public testing::TestWithParam<backend_codec> {
     c.codec = codec_of(GetParam());
     return c;
   }
+  const std::string& backend() const { return backend_of(GetParam()); }
   codec_spec spec() const { return codec_spec::parse(codec_of(GetParam())); }
 
   // Every plan gets its own stream of `messages` messages.
@@ -56,7 +57,7 @@ TEST_P(echo_codec_test, one_client_random_splits_exact_echo) {
   fd_leak_guard guard;
   server_process server(config());
   auto p = plans(1, 300, 3000, 97, 1);
-  auto run = run_echo_clients(server.local(), p, deadline_after(stretch(30s)), 11);
+  auto run = run_echo_clients(server.local(), p, deadline_after(stretch(30s)), 11, backend());
   EXPECT_EQ(run.problems(p), "");
   expect_clean_stop(server);
 }
@@ -65,7 +66,7 @@ TEST_P(echo_codec_test, hundred_concurrent_clients_random_splits_exact_echo) {
   fd_leak_guard guard;
   server_process server(config());
   auto p = plans(100, scaled(40, 15), 1500, 61, 2);
-  auto run = run_echo_clients(server.local(), p, deadline_after(stretch(60s)), 12);
+  auto run = run_echo_clients(server.local(), p, deadline_after(stretch(60s)), 12, backend());
   EXPECT_EQ(run.problems(p), "");
   EXPECT_TRUE(server.alive());
   expect_clean_stop(server);
@@ -79,8 +80,9 @@ TEST_P(echo_codec_test, reset_mid_message_does_not_disturb_others) {
   auto baseline_fds = server.sample().fds;
   auto good = plans(10, scaled(200, 60), 1500, 41, 3);
   echo_run good_run;
-  std::thread driver(
-      [&] { good_run = run_echo_clients(server.local(), good, deadline_after(stretch(60s)), 13); });
+  std::thread driver([&] {
+    good_run = run_echo_clients(server.local(), good, deadline_after(stretch(60s)), 13, backend());
+  });
 
   std::mt19937_64 rng(4);
   auto frame = make_framed_stream(spec(), rng, 1, 400);
@@ -127,9 +129,9 @@ TEST_P(echo_codec_test, reset_mid_message_does_not_disturb_others) {
   EXPECT_EQ(server.sample().fds, baseline_fds);
   // And the server still serves.
   auto again = plans(1, 20, 500, 0, 5);
-  EXPECT_EQ(
-      run_echo_clients(server.local(), again, deadline_after(stretch(10s)), 14).problems(again),
-      "");
+  EXPECT_EQ(run_echo_clients(server.local(), again, deadline_after(stretch(10s)), 14, backend())
+                .problems(again),
+            "");
   expect_clean_stop(server);
 }
 
@@ -148,7 +150,7 @@ TEST_P(echo_codec_test, half_close_delivers_all_pending_output_then_eof) {
   plan.block = std::make_shared<std::vector<std::byte>>(std::move(block));
   plan.half_close = true;
   std::vector<echo_plan> p{plan};
-  auto run = run_echo_clients(server.local(), p, deadline_after(stretch(90s)), 15);
+  auto run = run_echo_clients(server.local(), p, deadline_after(stretch(90s)), 15, backend());
   EXPECT_EQ(run.problems(p), "");
   EXPECT_EQ(run.results[0].received, plan.total());
   EXPECT_TRUE(run.results[0].eof);

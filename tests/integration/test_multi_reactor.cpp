@@ -437,7 +437,7 @@ TEST_P(multi_reactor_test, echo_server_with_two_threads_end_to_end) {
         make_framed_stream(spec, rng, scaled(60, 20), 3000));
     p.max_split = 257;
   }
-  auto run = run_echo_clients(server.local(), plans, deadline_after(stretch(60s)), 23);
+  auto run = run_echo_clients(server.local(), plans, deadline_after(stretch(60s)), 23, GetParam());
   EXPECT_EQ(run.problems(plans), "");
   EXPECT_TRUE(server.alive());
   auto status = server.terminate();

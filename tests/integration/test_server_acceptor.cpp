@@ -287,7 +287,7 @@ TEST_P(acceptor_test, burst_of_200_connects_is_fully_accepted) {
   for (auto& p : plans)
     p.block = std::make_shared<std::vector<std::byte>>(
         make_framed_stream(codec_spec::parse("line"), rng, 3, 100));
-  auto run = run_echo_clients(server.local(), plans, deadline_after(stretch(30s)), 8);
+  auto run = run_echo_clients(server.local(), plans, deadline_after(stretch(30s)), 8, GetParam());
   EXPECT_EQ(run.problems(plans), "");
   expect_clean_stop(server);
 }

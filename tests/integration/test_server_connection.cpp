@@ -76,7 +76,7 @@ TEST_P(connection_test, slow_reader_gets_everything_in_order_with_bounded_memory
   std::vector<echo_plan> plans{plan};
   auto rss0 = server.sample().rss_kib;
   long rss_max = rss0;
-  auto run = run_echo_clients(server.local(), plans, deadline_after(stretch(60s)), 22,
+  auto run = run_echo_clients(server.local(), plans, deadline_after(stretch(60s)), 22, GetParam(),
                               [&] { rss_max = std::max(rss_max, process_rss_kib(server.pid())); });
   EXPECT_EQ(run.problems(plans), "");
   // Output ≤ high water + one read chunk per connection; allow allocator slack.
@@ -99,8 +99,9 @@ TEST_P(connection_test, non_reading_client_keeps_memory_bounded_and_others_unaff
   std::size_t pushed = 0;
   echo_run others;
   auto plans = line_plans(10, 100, 23);
-  std::thread driver(
-      [&] { others = run_echo_clients(server.local(), plans, deadline_after(stretch(30s)), 24); });
+  std::thread driver([&] {
+    others = run_echo_clients(server.local(), plans, deadline_after(stretch(30s)), 24, GetParam());
+  });
   auto until = deadline_after(2s);
   // Bound: 2 s of pushing (64 MiB at most).
   while (clock::now() < until && pushed < (64u << 20)) {
@@ -177,7 +178,8 @@ TEST_P(connection_test, flood_does_not_starve_ping_pong) {
   echo_run flood_run;
   std::atomic<bool> flood_done{false};
   std::thread flooder([&] {
-    flood_run = run_echo_clients(server.local(), plans, deadline_after(stretch(120s)), 26);
+    flood_run =
+        run_echo_clients(server.local(), plans, deadline_after(stretch(120s)), 26, GetParam());
     flood_done = true;
   });
   auto ping = connect_client(server.local());
@@ -225,8 +227,9 @@ TEST_P(connection_test, protocol_error_closes_only_that_connection) {
       return p;
     }();
     echo_run run;
-    std::thread driver(
-        [&] { run = run_echo_clients(server.local(), plans, deadline_after(stretch(30s)), 28); });
+    std::thread driver([&] {
+      run = run_echo_clients(server.local(), plans, deadline_after(stretch(30s)), 28, GetParam());
+    });
     auto bad = connect_client(server.local());
     auto bad_uri = local_endpoint(bad.get(), transport::tcp).to_uri();
     if (spec.kind == codec_kind::line) {

@@ -129,7 +129,7 @@ TEST_P(inprocess_test, short_writes_and_eagain_keep_output_byte_identical) {
     in_process_server server(backend, codec_of(GetParam()), "tcp://127.0.0.1:0",
                              [] { t_inject = true; });
     auto p = plans(4, scaled(60, 20), 300, 31);
-    auto run = run_echo_clients(server.local(), p, deadline_after(stretch(60s)), 32);
+    auto run = run_echo_clients(server.local(), p, deadline_after(stretch(60s)), 32, backend);
     EXPECT_EQ(run.problems(p), "");
   }
   g_inject_eagain = false;
@@ -168,7 +168,8 @@ TEST_P(inprocess_test, signal_storm_causes_no_spurious_failures) {
     auto p = plans(10, scaled(100, 30), 400, 33);
     // Clients arrive while the storm is on, so accept4 is interrupted too.
     std::this_thread::sleep_for(100ms);
-    auto run = run_echo_clients(server.local(), p, deadline_after(stretch(60s)), 34);
+    auto run = run_echo_clients(server.local(), p, deadline_after(stretch(60s)), 34,
+                                backend_of(GetParam()));
     std::this_thread::sleep_for(100ms);
     storm = false;
     signaller.join();

@@ -97,7 +97,7 @@ TEST_F(uring_echo, hundred_clients_every_codec) {
     server_process server(config(codec));
     int baseline = server.sample().fds;
     auto p = plans(codec, 100, scaled(30, 10), 2000, 977, 7);
-    auto run = run_echo_clients(server.local(), p, deadline_after(stretch(60s)), 21);
+    auto run = run_echo_clients(server.local(), p, deadline_after(stretch(60s)), 21, "uring");
     EXPECT_EQ(run.problems(p), "");
     expect_fds_back(server, baseline);
     expect_clean_stop(server);
@@ -135,7 +135,7 @@ TEST_F(uring_echo, exhausted_buffer_ring_recovers_without_loss) {
   ::unsetenv("NETKIT_URING_RECV_BUFFERS");
   int baseline = server.sample().fds;
   auto p = plans("length", 50, scaled(40, 15), 8000, 0, 9);  // whole-stream sends
-  auto run = run_echo_clients(server.local(), p, deadline_after(stretch(90s)), 23);
+  auto run = run_echo_clients(server.local(), p, deadline_after(stretch(90s)), 23, "uring");
   EXPECT_EQ(run.problems(p), "");
   EXPECT_NE(server.log().find("receive buffers exhausted"), std::string::npos)
       << "the ring never ran dry; the test did not exercise ENOBUFS\n"
@@ -198,7 +198,7 @@ TEST_F(uring_echo, close_with_operations_in_flight) {
   expect_fds_back(server, baseline);
   // Still serving.
   auto p = plans("length", 5, 20, 3000, 500, 5);
-  auto run = run_echo_clients(server.local(), p, deadline_after(stretch(30s)), 25);
+  auto run = run_echo_clients(server.local(), p, deadline_after(stretch(30s)), 25, "uring");
   EXPECT_EQ(run.problems(p), "");
   EXPECT_NE(server.log().find("protocol error"), std::string::npos) << server.log();
   expect_fds_back(server, baseline);
@@ -232,7 +232,7 @@ TEST_F(uring_echo, half_close_delivers_everything) {
   p[0].block = std::make_shared<std::vector<std::byte>>(std::move(block));
   p[0].repeat = scaled(4, 2);
   p[0].half_close = true;
-  auto run = run_echo_clients(server.local(), p, deadline_after(stretch(60s)), 27);
+  auto run = run_echo_clients(server.local(), p, deadline_after(stretch(60s)), 27, "uring");
   EXPECT_EQ(run.problems(p), "");
   expect_clean_stop(server);
 }

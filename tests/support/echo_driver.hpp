@@ -1,8 +1,25 @@
-// Drives many echo clients at once from one thread (poll(2), non-blocking sockets), so
-// 100 concurrent clients need no thread pool. Each client sends a byte stream of whole
-// frames in random splits while reading the echo, and checks that what comes back is the
-// same stream byte for byte: for every codec the echo of well-formed frames re-encodes to
-// exactly the input, and for raw the byte stream is the message.
+// Drives many echo clients at once from one thread, on the library's client side: one
+// stream_client on an event_loop of the backend the caller names, so every suite that
+// passes its backend runs the connector and the client connection core on that backend
+// too. Each client sends a byte stream of whole frames in random splits while reading the
+// echo, and checks that what comes back is the same stream byte for byte: for every codec
+// the echo of well-formed frames re-encodes to exactly the input, and for raw the byte
+// stream is the message.
+//
+// The client side uses codec raw and cuts the framed stream itself: each piece is one
+// raw message, sent on its own turn, so the server sees the splits a plan asks for. A
+// connection's queued_output() plays the part of EAGAIN (no more than 64 KiB is queued per
+// client), and shutdown(SHUT_WR) on its fd() is the half-close once that reaches 0.
+//
+// Two features are not expressible on stream_client, so plans that use them keep the
+// driver's own socket code (on the same loop, as the poll(2) driver had it):
+//  - slow_for: a connection reads as long as its socket is readable (reads pause only for
+//    its own back-pressure, which the application cannot trigger: connection has no
+//    pause_reading());
+//  - rcvbuf: SO_RCVBUF must be set before connect(2), and the connector makes its socket
+//    itself (connect_options has no socket-option hook). Set afterwards, the peer keeps
+//    the window it saw in the handshake; once the window shrinks below half of that the
+//    sender waits on zero-window probes and a 16 MiB echo stalls for tens of seconds.
 #pragma once
 
 #include <chrono>
@@ -49,9 +66,12 @@ struct echo_result {
   std::size_t sent = 0;
   std::size_t received = 0;
   bool eof = false;
-  int err = 0;                                       // errno of a failed connect/send/recv
-  std::optional<std::size_t> mismatch_at;            // first differing offset
-  std::string mismatch_detail;                       // expected vs. received bytes around it
+  // errno of a failed connect/send/recv; ECONNRESET for a connection closed as reset
+  // (close_reason::reset carries no errno).
+  int err = 0;
+  std::string closed;                      // any other close_reason that ended the client early
+  std::optional<std::size_t> mismatch_at;  // first differing offset
+  std::string mismatch_detail;             // expected vs. received bytes around it
   std::string problem(const echo_plan& plan) const;  // empty when the echo was exact
 };
 
@@ -63,10 +83,12 @@ struct echo_run {
   std::string problems(const std::vector<echo_plan>& plans) const;
 };
 
-// Runs every plan as its own connection to `server` until all finish or the deadline.
-// `tick`, if set, is called about every 20 ms (e.g. to sample the server's RSS).
+// Runs every plan as its own connection to `server`, on an event_loop of `backend`,
+// until all finish or the deadline. Connections are matched to plans in the order they
+// are established (all go to the same server). `tick`, if set, is called about every
+// 20 ms (e.g. to sample the server's RSS).
 echo_run run_echo_clients(const endpoint& server, const std::vector<echo_plan>& plans,
-                          deadline until, std::uint64_t seed,
+                          deadline until, std::uint64_t seed, const std::string& backend = "epoll",
                           const std::function<void()>& tick = {});
 
 }  // namespace netkit::test
