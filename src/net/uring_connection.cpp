@@ -67,8 +67,7 @@ void uring_connection::on_completion(unsigned op, int result, std::uint32_t flag
     on_send(result);
   }
   // Its last operation is back: nothing in the kernel points here any more.
-  if (state_ == state::closed && !in_flight() && zombie_index != SIZE_MAX)
-    engine_.zombies_.bury(*this);
+  if (state_ == state::closed && !in_flight() && zombie_index != SIZE_MAX) engine_.bury(*this);
 }
 
 void uring_connection::on_recv(int result, std::uint32_t flags) {
@@ -186,42 +185,45 @@ void uring_connection::send(const framed_message& message) {
 
 void uring_connection::flush() {
   if (send_in_flight_ || state_ == state::closed) return;
+  // In order: a reply lying in the received buffer, the rest of a short send, shared
+  // frames (and the owned bytes queued before them), then the replies queued since.
   if (!reply_ref_.empty()) {
     held_ = std::exchange(reply_ref_, {});
     held_id_ = dispatch_buffer_;
     engine_.receive_.hold();
-    auto* sqe = engine_.ring_.sqe();
-    io_uring_prep_send(sqe, fd_.get(), held_.data(), held_.size(), MSG_NOSIGNAL | MSG_WAITALL);
-    uring_backend::target(sqe, this, op_send);
-    send_in_flight_ = true;
-    return;
-  }
-  if (sent_ == sending_.size() && !chain_.empty()) {
-    auto front = chain_.front();
-    auto* sqe = engine_.ring_.sqe();
-    io_uring_prep_send(sqe, fd_.get(), front.data(), front.size(), MSG_NOSIGNAL | MSG_WAITALL);
-    uring_backend::target(sqe, this, op_send);
-    send_in_flight_ = true;
-    chain_sending_ = true;
+    submit_send(held_);
     return;
   }
   if (sent_ == sending_.size()) {
+    if (!chain_.empty()) [[unlikely]] {
+      chain_sending_ = true;
+      submit_send(chain_.front());
+      return;
+    }
     if (pending_.empty()) return;
     sending_.clear();
     sent_ = 0;
     std::swap(sending_, pending_);
   }
+  // The common case, written out: no call on the path of every reply.
   auto* sqe = engine_.ring_.sqe();
-  // MSG_WAITALL: the kernel completes a partial send itself before posting the CQE.
   io_uring_prep_send(sqe, fd_.get(), sending_.data() + sent_, sending_.size() - sent_,
                      MSG_NOSIGNAL | MSG_WAITALL);
   uring_backend::target(sqe, this, op_send);
   send_in_flight_ = true;
 }
 
+void uring_connection::submit_send(std::span<const std::byte> bytes) {
+  auto* sqe = engine_.ring_.sqe();
+  // MSG_WAITALL: the kernel completes a partial send itself before posting the CQE.
+  io_uring_prep_send(sqe, fd_.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_WAITALL);
+  uring_backend::target(sqe, this, op_send);
+  send_in_flight_ = true;
+}
+
 void uring_connection::on_send(int result) {
   send_in_flight_ = false;
-  if (std::exchange(chain_sending_, false)) {
+  if (std::exchange(chain_sending_, false)) [[unlikely]] {
     if (state_ == state::closed) {
       chain_.clear();  // kept by force_close() while this send read from it
       return;
@@ -319,8 +321,8 @@ void uring_connection::force_close(close_reason why) {
   engine_.release(*this, why);
 }
 
-const connection_options& uring_connection::options() const noexcept {
-  return engine_.options_;
+void uring_connection::after_write() {
+  connection_core::after_write(*this, engine_.options_);
 }
 
 }  // namespace netkit::detail

@@ -46,13 +46,13 @@ class uring_connection final : public connection_core, public completion_handler
   void on_send(int result);
   void on_data(std::span<const std::byte> data, unsigned buffer_id);
   void flush();
-  void after_write() { connection_core::after_write(*this, options()); }
+  void submit_send(std::span<const std::byte> bytes);
+  void after_write();
   void release_output() noexcept;
   // Completions already posted are still taken (a bounded overshoot); no new ones come.
   void pause_reading() noexcept { cancel(op_recv); }
   // If the cancelled recv is still on its way back, its completion re-arms.
   void resume_reading() { arm_recv(); }
-  const connection_options& options() const noexcept;
 
   static constexpr unsigned op_recv = 1;
   static constexpr unsigned op_send = 2;

@@ -42,6 +42,10 @@ void uring_engine::wait_for_kernel(const std::function<bool()>& idle) {
   }
 }
 
+void uring_engine::bury(uring_connection& c) {
+  zombies_.bury(c);
+}
+
 std::unique_ptr<uring_connection> uring_engine::create(conn_id id, unique_fd fd, endpoint peer) {
   return std::make_unique<uring_connection>(*this, id, std::move(fd), std::move(peer));
 }

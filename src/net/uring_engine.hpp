@@ -31,6 +31,9 @@ class uring_engine final : public engine_base<uring_connection> {
  private:
   friend class uring_connection;
 
+  // A closed connection's last completion has come back (out of line: rare, and kept out of
+  // the completion path's registers).
+  void bury(uring_connection& c);
   std::unique_ptr<uring_connection> create(conn_id id, unique_fd fd, endpoint peer) override;
   void retire(std::unique_ptr<uring_connection> c) override;
 
