@@ -191,7 +191,10 @@ void uring_connection::flush() {
     held_ = std::exchange(reply_ref_, {});
     held_id_ = dispatch_buffer_;
     engine_.receive_.hold();
-    submit_send(held_);
+    auto* sqe = engine_.ring_.sqe();
+    io_uring_prep_send(sqe, fd_.get(), held_.data(), held_.size(), MSG_NOSIGNAL | MSG_WAITALL);
+    uring_backend::target(sqe, this, op_send);
+    send_in_flight_ = true;
     return;
   }
   if (sent_ == sending_.size()) {
@@ -223,7 +226,8 @@ void uring_connection::submit_send(std::span<const std::byte> bytes) {
 
 void uring_connection::on_send(int result) {
   send_in_flight_ = false;
-  if (std::exchange(chain_sending_, false)) [[unlikely]] {
+  if (chain_sending_) [[unlikely]] {
+    chain_sending_ = false;
     if (state_ == state::closed) {
       chain_.clear();  // kept by force_close() while this send read from it
       return;
