@@ -60,7 +60,7 @@ int main(int argc, char** argv) try {
     fmt::print("{}\n", as_text(line));
     std::fflush(stdout);  // line by line, into a pipe too
   };
-  chat.on_connect_failed = [&](const endpoint&, const sys_error& e) {
+  chat.on_connect_failed = [&](stream_client&, const endpoint&, const sys_error& e) {
     fmt::print(stderr, "chat_client: {}\n", e.what());
     status = 1;
   };

@@ -45,7 +45,7 @@ int main(int argc, char** argv) try {
     if (why != close_reason::local)
       fmt::print(stderr, "echo_client: closed ({})\n", to_string(why));
   };
-  check.on_connect_failed = [&](const endpoint&, const sys_error& e) {
+  check.on_connect_failed = [&](stream_client&, const endpoint&, const sys_error& e) {
     fmt::print(stderr, "echo_client: {}\n", e.what());
   };
   client_options options;

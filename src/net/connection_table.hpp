@@ -99,7 +99,13 @@ inline void note_connected(const stream_handler& handler, connection_stats& stat
   ++stats.accepted;
   ++stats.open;
   log(log_level::debug, "connected {} (fd {}, {} open)", describe_peer(c), c.fd(), stats.open);
-  if (handler.on_connect) handler.on_connect(c);
+  if (!handler.on_connect) return;
+  try {
+    handler.on_connect(c);
+  } catch (const std::exception& e) {
+    log(log_level::error, "closing {}: connect handler failed: {}", c.peer().to_uri(), e.what());
+    c.close();
+  }
 }
 
 inline void note_closed(const stream_handler& handler, connection_stats& stats, connection& c,

@@ -1,12 +1,27 @@
 #include "netkit/net/multi_reactor.hpp"
 
+#include "net/stream_engine.hpp"
 #include "netkit/log.hpp"
 
 namespace netkit {
 
+namespace {
+// On the loop thread: a message the codec refuses must not end the loop.
+void send_or_log(stream_server& server, conn_id id, std::span<const std::byte> message) {
+  auto* c = server.find(id);
+  if (!c) return;
+  try {
+    c->send(message);
+  } catch (const std::exception& e) {
+    log(log_level::error, "message posted to {} dropped: {}", c->peer().to_uri(), e.what());
+  }
+}
+}  // namespace
+
 multi_reactor::multi_reactor(std::size_t threads, std::string model, server_options options,
                              stream_handler handler) {
   if (threads == 0) threads = 1;
+  encoder_ = make_encoder(options.codec);
   options.listening.reuse_port = true;
   for (std::size_t i = 0; i < threads; ++i) {
     auto r = std::make_unique<reactor>();
@@ -76,32 +91,38 @@ server_stats multi_reactor::totals() const {
   return t;
 }
 
+// The posted work looks the server up on its own thread: that thread destroys it when its
+// loop ends (work posted later never runs).
 void multi_reactor::post_send(conn_id id, std::vector<std::byte> message) {
   if (id.group >= reactors_.size()) return;
-  auto& r = *reactors_[id.group];
-  netkit::post_send(*r.loop, *r.server, id, std::move(message));
+  auto* r = reactors_[id.group].get();
+  r->loop->post([r, id, message = std::move(message)] {
+    if (r->server) send_or_log(*r->server, id, message);
+  });
 }
 
 void multi_reactor::post_close(conn_id id) {
   if (id.group >= reactors_.size()) return;
-  auto& r = *reactors_[id.group];
-  netkit::post_close(*r.loop, *r.server, id);
+  auto* r = reactors_[id.group].get();
+  r->loop->post([r, id] {
+    if (!r->server) return;
+    if (auto* c = r->server->find(id)) c->close();
+  });
 }
 
 void multi_reactor::post_broadcast(std::span<const std::byte> message, conn_id except) {
-  if (reactors_.empty()) return;
-  // The codec is the same on every reactor, and framing reads only immutable state.
-  framed_message framed = reactors_.front()->server->frame(message);
-  for (auto& r : reactors_)
-    r->loop->post(
-        [server = r->server.get(), framed, except] { server->broadcast(framed, except); });
+  framed_message framed = detail::frame_message(*encoder_, message);
+  for (auto& owned : reactors_) {
+    auto* r = owned.get();
+    r->loop->post([r, framed, except] {
+      if (r->server) r->server->broadcast(framed, except);
+    });
+  }
 }
 
 void post_send(event_loop& loop, stream_server& server, conn_id id,
                std::vector<std::byte> message) {
-  loop.post([&server, id, message = std::move(message)] {
-    if (auto* c = server.find(id)) c->send(message);
-  });
+  loop.post([&server, id, message = std::move(message)] { send_or_log(server, id, message); });
 }
 
 void post_close(event_loop& loop, stream_server& server, conn_id id) {

@@ -33,7 +33,12 @@ reactor_connection::~reactor_connection() {
 void reactor_connection::start() {
   auto& loop = engine_.loop_;
   // Edge-triggered: register both directions once and never touch epoll_ctl again.
-  watch_ = loop.watch(fd_.get(), loop.edge_triggered() ? io_read | io_write : io_read, *this);
+  try {
+    watch_ = loop.watch(fd_.get(), loop.edge_triggered() ? io_read | io_write : io_read, *this);
+  } catch (...) {
+    fd_.reset();  // refused (select: fd >= FD_SETSIZE): nothing is watched, nothing to undo
+    throw;
+  }
 }
 
 void reactor_connection::on_io(std::uint32_t events) {

@@ -9,14 +9,16 @@
 namespace netkit::detail {
 
 void reply_batch::add(const encoder& enc, std::span<const std::byte> message) {
+  // Pointer comparison across unrelated objects is unspecified with <, not with less<>.
+  const std::less<const std::byte*> before;
+  const bool from_input = !before(message.data(), input_.data()) &&
+                          !before(input_.data() + input_.size(), message.data() + message.size());
+  // Bytes the handler built itself may hold the codec's delimiter; decoded ones cannot.
+  if (!from_input) enc.check_payload(message);
   std::array<std::byte, 8> header;
   const std::size_t n = enc.header(message.size(), std::span<std::byte, 8>(header));
   if (n > 0) add_copy(std::span(header).first(n));
-  // Pointer comparison across unrelated objects is unspecified with <, not with less<>.
-  const std::less<const std::byte*> before;
-  const bool inside = message.size() >= min_reference && !before(message.data(), input_.data()) &&
-                      !before(input_.data() + input_.size(), message.data() + message.size());
-  if (inside) {
+  if (from_input && message.size() >= min_reference) {
     add_ref(message);
   } else {
     add_copy(message);

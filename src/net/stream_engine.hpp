@@ -12,6 +12,7 @@
 
 #include "net/connection_table.hpp"
 #include "netkit/net/connection_group.hpp"
+#include "netkit/socket.hpp"
 
 namespace netkit::detail {
 
@@ -36,9 +37,20 @@ class stream_engine {
   // drained after drain_timeout is cut.
   virtual void begin_shutdown() = 0;
   virtual connection_stats& stats() noexcept = 0;
-  // Refused descriptors shed by an acceptor are counted with the connections.
   virtual event_loop& loop() noexcept = 0;
+  // Closes every connection now (on_close runs for each): what an owner calls first in its
+  // destructor, while handlers may still reach it through connection::owner().
+  virtual void close_all() = 0;
 };
+
+// Frames `message` once into shared bytes (throws usage_error when the codec cannot carry
+// it). Reads only the encoder, which is immutable: safe from any thread.
+inline framed_message frame_message(const encoder& enc, std::span<const std::byte> message) {
+  byte_buffer framed;
+  enc.encode(message, framed);
+  auto bytes = framed.data();
+  return framed_message(std::vector<std::byte>(bytes.begin(), bytes.end()));
+}
 
 // Builds the driver that fits `loop`'s backend.
 std::unique_ptr<stream_engine> make_stream_engine(event_loop& loop, connection_group& owner,
@@ -64,6 +76,9 @@ class engine_base : public stream_engine {
 
   std::optional<conn_id> adopt(unique_fd fd, endpoint peer) override {
     if (shutting_down_ || !admit_connection(max_connections_, stats_, peer)) return std::nullopt;
+    // A descriptor accepted elsewhere may be blocking: one blocking call would stall every
+    // connection of the loop.
+    set_nonblocking(fd.get(), true);
     tune_accepted(fd.get(), peer);
     auto& c =
         conns_.emplace([&](conn_id id) { return create(id, std::move(fd), std::move(peer)); });
@@ -81,17 +96,15 @@ class engine_base : public stream_engine {
 
   connection* find(conn_id id) noexcept override { return conns_.find(id); }
 
+  // Connections open for messages: closing (draining) ones take no more output.
   void for_each(const std::function<void(connection&)>& fn) override {
     conns_.for_each([&](Conn& c) {
-      if (!c.closed()) fn(c);
+      if (c.takes_input()) fn(c);
     });
   }
 
   framed_message frame(std::span<const std::byte> message) const override {
-    byte_buffer framed;
-    encoder_->encode(message, framed);
-    auto bytes = framed.data();
-    return framed_message(std::vector<std::byte>(bytes.begin(), bytes.end()));
+    return frame_message(*encoder_, message);
   }
 
   void begin_shutdown() override {
@@ -135,10 +148,13 @@ class engine_base : public stream_engine {
     if (idle_timer_) loop_.cancel(idle_timer_);
     if (drain_timer_) loop_.cancel(drain_timer_);
   }
-  void close_all() {
+
+ public:
+  void close_all() override {
     conns_.for_each([](Conn& c) { c.force_close(close_reason::server_stopping); });
   }
 
+ protected:
   virtual std::unique_ptr<Conn> create(conn_id id, unique_fd fd, endpoint peer) = 0;
   // Takes a removed connection: free it once nothing (a callback on the stack, an
   // operation in the kernel) can still reach it.

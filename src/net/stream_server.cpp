@@ -82,6 +82,9 @@ class server final : public stream_server {
       static_cast<uring_engine&>(*engine_).wait_for_kernel(
           [this] { return uring_listener_->idle(); });
     }
+    // on_close may still reach this server through connection::owner(): close while it is
+    // whole.
+    engine_->close_all();
     engine_.reset();
   }
 

@@ -149,6 +149,10 @@ void uring_connection::send(std::span<const std::byte> message) {
       return;
     }
   }
+  // Bytes the handler built itself may hold the codec's delimiter; decoded ones cannot.
+  if (before(message.data(), dispatch_input_.data()) ||
+      before(dispatch_input_.data() + dispatch_input_.size(), message.data() + message.size()))
+    encoder.check_payload(message);
   if (pending_.capacity() == 0) pending_ = engine_.send_pool_.take();
   if (!reply_ref_.empty()) {
     // A second reply: the first goes out by copy after all, in order.

@@ -2,6 +2,7 @@
 // and shares the bytes (no copy per recipient), for_each, per-connection context with its
 // documented lifetime, conn_id as a hash/ordered key, adopt() of a descriptor accepted
 // elsewhere, and multi_reactor's cross-thread post_send/post_broadcast by conn_id.
+#include <fcntl.h>
 #include <sys/socket.h>
 
 #include <map>
@@ -263,6 +264,85 @@ TEST_P(app_test, adopted_descriptor_is_served_like_an_accepted_one) {
   EXPECT_EQ(closes[0], close_reason::peer_closed);
 }
 
+TEST_P(app_test, destroying_a_server_with_open_connections_lets_on_close_use_it) {
+  fd_leak_guard guard;
+  event_loop loop(GetParam());
+  std::size_t closes = 0;
+  stream_handler h;
+  // A chat server tells the others when someone leaves: on_close reaches the server.
+  h.on_close = [&](connection& c, close_reason) {
+    ++closes;
+    c.owner().broadcast("left", c.id());
+  };
+  auto server = make_stream_server(loop, line_server(), h);
+  std::vector<unique_fd> fds;
+  for (int i = 0; i < 3; ++i)
+    fds.push_back(connect_client(server->local()));
+  ASSERT_TRUE(run_until(loop, [&] { return server->stats().open == 3; }));
+  server.reset();
+  EXPECT_EQ(closes, 3u);
+}
+
+TEST_P(app_test, a_throwing_connect_handler_closes_that_connection_only) {
+  fd_leak_guard guard;
+  event_loop loop(GetParam());
+  int connects = 0;
+  stream_handler h;
+  h.on_connect = [&](connection&) {
+    if (++connects == 1) throw std::runtime_error("no room");
+  };
+  h.on_message = [](connection& c, std::span<const std::byte> m) { c.send(m); };
+  auto server = make_stream_server(loop, line_server(), h);
+  auto first = connect_client(server->local());
+  ASSERT_TRUE(run_until(loop, [&] { return connects == 1 && server->stats().open == 0; }));
+  auto second = connect_client(server->local());
+  send_all(second.get(), "still serving\n");
+  set_nonblocking(second.get(), true);
+  std::string echoed;
+  ASSERT_TRUE(run_until(loop, [&] {
+    char buf[64];
+    ssize_t n = ::recv(second.get(), buf, sizeof buf, 0);
+    if (n > 0) echoed.append(buf, static_cast<std::size_t>(n));
+    return echoed == "still serving\n";
+  }));
+}
+
+TEST_P(app_test, adopt_makes_a_blocking_descriptor_non_blocking) {
+  fd_leak_guard guard;
+  event_loop loop(GetParam());
+  auto server = make_stream_server(loop, line_server(), {});
+  auto elsewhere = listen_on(endpoint::parse("tcp://127.0.0.1:0"), io_mode::blocking);
+  auto client = connect_client(local_endpoint(elsewhere.get(), transport::tcp));
+  unique_fd accepted(::accept4(elsewhere.get(), nullptr, nullptr, SOCK_CLOEXEC));  // blocking
+  int raw = accepted.get();
+  auto peer = peer_endpoint(raw, transport::tcp);
+  ASSERT_TRUE(server->adopt(std::move(accepted), peer));
+  EXPECT_TRUE(::fcntl(raw, F_GETFL) & O_NONBLOCK);
+}
+
+TEST_P(app_test, broadcast_counts_only_connections_that_take_it) {
+  fd_leak_guard guard;
+  event_loop loop(GetParam());
+  server_options so = line_server();
+  so.codec = codec_spec::parse("line,max=16777216");
+  so.hard_limit = 64 << 20;
+  auto server = make_stream_server(loop, so, {});
+  std::vector<unique_fd> fds;
+  for (int i = 0; i < 3; ++i)
+    fds.push_back(connect_client(server->local()));
+  ASSERT_TRUE(run_until(loop, [&] { return server->stats().open == 3; }));
+  std::vector<conn_id> ids;
+  server->for_each([&](connection& c) { ids.push_back(c.id()); });
+  ASSERT_EQ(ids.size(), 3u);
+  // Fill one connection's output so its close has to drain: it is closing, not closed.
+  auto* draining = server->find(ids[0]);
+  std::string big(8 << 20, 'x');
+  draining->send(big);
+  draining->close();
+  if (server->find(ids[0]) == nullptr) GTEST_SKIP() << "the kernel took 8 MiB at once";
+  EXPECT_EQ(server->broadcast("hello"), 2u);
+}
+
 INSTANTIATE_TEST_SUITE_P(all, app_test, every_backend(), param_name());
 
 TEST(loop_thread_check, a_call_from_another_thread_aborts_with_a_message) {
@@ -343,6 +423,40 @@ TEST_P(multi_app_test, post_send_and_broadcast_find_the_owning_loop_from_the_id)
     EXPECT_EQ(firsts, expected);
     fds.clear();
   }
+}
+
+TEST_P(multi_app_test, a_message_the_codec_refuses_is_dropped_and_the_reactor_serves_on) {
+  fd_leak_guard guard;
+  std::mutex mutex;
+  std::vector<conn_id> ids;
+  stream_handler h;
+  h.on_connect = [&](connection& c) {
+    std::lock_guard lock(mutex);
+    ids.push_back(c.id());
+  };
+  h.on_message = [](connection& c, std::span<const std::byte> m) { c.send(m); };
+  multi_reactor reactors(1, GetParam(), line_server(), h);
+  auto fd = connect_client(reactors.local());
+  auto until = deadline_after(stretch(5s));
+  for (;;) {
+    {
+      std::lock_guard lock(mutex);
+      if (!ids.empty() || clock::now() > until) break;
+    }
+    std::this_thread::sleep_for(2ms);
+  }
+  conn_id id;
+  {
+    std::lock_guard lock(mutex);
+    ASSERT_EQ(ids.size(), 1u);
+    id = ids[0];
+  }
+  std::string bad = "two\nlines";  // the line codec cannot carry a '\n'
+  reactors.post_send(
+      id, std::vector<std::byte>(reinterpret_cast<const std::byte*>(bad.data()),
+                                 reinterpret_cast<const std::byte*>(bad.data()) + bad.size()));
+  EXPECT_EQ(line_round_trip(fd.get(), "still here", deadline_after(stretch(5s))), "");
+  fd.reset();
 }
 
 INSTANTIATE_TEST_SUITE_P(all, multi_app_test, every_backend(), param_name());

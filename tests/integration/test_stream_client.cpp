@@ -245,7 +245,9 @@ void expect_echo_through_client(echo_pair& p, const endpoint& target) {
     if (got.size() == 2) c.close();
   };
   h.on_close = [&](connection&, close_reason why) { closes.push_back(why); };
-  h.on_connect_failed = [](const endpoint&, const sys_error& e) { ADD_FAILURE() << e.what(); };
+  h.on_connect_failed = [](stream_client&, const endpoint&, const sys_error& e) {
+    ADD_FAILURE() << e.what();
+  };
   auto client = make_stream_client(p.loop, co, h);
   client->connect(target);
   EXPECT_EQ(client->connecting(), 1u);
@@ -295,7 +297,7 @@ TEST_P(client_test, failed_connect_reaches_on_connect_failed) {
   std::string message;
   stream_handler h;
   h.on_connect = [](connection&) { ADD_FAILURE() << "connected"; };
-  h.on_connect_failed = [&](const endpoint& t, const sys_error& e) {
+  h.on_connect_failed = [&](stream_client&, const endpoint& t, const sys_error& e) {
     failed_target = t;
     message = e.what();
   };
@@ -339,6 +341,54 @@ TEST_P(client_test, reconnects_after_the_server_restarts) {
   client.reset();
   server.reset();
   std::filesystem::remove(path);
+}
+
+TEST_P(client_test, reconnects_back_off_when_the_server_drops_every_connection) {
+  fd_leak_guard guard;
+  event_loop loop(GetParam());
+  server_options so;
+  so.listen = endpoint::parse("tcp://127.0.0.1:0");
+  stream_handler drop;
+  drop.on_connect = [](connection& c) { c.close(); };  // accepts, then hangs up at once
+  auto server = make_stream_server(loop, so, drop);
+  client_options co;
+  co.reconnect = true;
+  co.connecting.backoff_initial = 40ms;
+  co.connecting.backoff_max = 2000ms;
+  co.connecting.jitter = 0;
+  int connects = 0;
+  stream_handler h;
+  h.on_connect = [&](connection&) { ++connects; };
+  auto client = make_stream_client(loop, co, h);
+  client->connect(server->local());
+  // Losses in a row wait 80, 160, 320, 640 ms...: within 1 s at most 5 connections, where
+  // a fixed 40 ms back-off would have made about 20.
+  run_until(
+      loop, [] { return false; }, 1000ms);
+  EXPECT_GE(connects, 3);
+  EXPECT_LE(connects, 5);
+  client->begin_shutdown();
+  ASSERT_TRUE(run_until(loop, [&] { return client->stats().open == 0; }));
+}
+
+TEST_P(client_test, closing_in_on_connect_is_not_reconnected_and_leaves_nothing_behind) {
+  fd_leak_guard guard;
+  echo_pair p(GetParam());
+  client_options co;
+  co.reconnect = true;
+  int connects = 0;
+  stream_handler h;
+  h.on_connect = [&](connection& c) {
+    ++connects;
+    c.close();  // a local close: not a loss
+  };
+  auto client = make_stream_client(p.loop, co, h);
+  client->connect(p.server->local());
+  ASSERT_TRUE(run_until(p.loop, [&] { return connects == 1 && client->stats().open == 0; }));
+  run_until(
+      p.loop, [] { return false; }, 300ms);
+  EXPECT_EQ(connects, 1);
+  EXPECT_EQ(client->connecting(), 0u);
 }
 
 TEST_P(client_test, many_connections_on_one_client) {

@@ -149,7 +149,7 @@ class stream_clients {
       received(c, data);
     };
     handler.on_close = [this](connection& c, close_reason why) { closed(c, why); };
-    handler.on_connect_failed = [this](const endpoint&, const sys_error& e) {
+    handler.on_connect_failed = [this](stream_client&, const endpoint&, const sys_error& e) {
       if (next_ == indices_.size()) return;
       auto& s = add_state(indices_[next_++]);
       run_.results[s.plan].err = e.errno_value();

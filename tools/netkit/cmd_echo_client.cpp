@@ -53,7 +53,9 @@ class stream_echo_session {
       replies_.emplace_back(m.begin(), m.end());
     };
     handler.on_close = [this](connection&, close_reason why) { closed_ = why; };
-    handler.on_connect_failed = [this](const endpoint&, const sys_error& e) { connect_error_ = e; };
+    handler.on_connect_failed = [this](stream_client&, const endpoint&, const sys_error& e) {
+      connect_error_ = e;
+    };
     client_ = make_stream_client(loop_, options, std::move(handler));
     client_->connect(ep_);
     // Bounded by the connector: its timeout per attempt and its retries. A connection the

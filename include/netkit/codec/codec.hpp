@@ -69,6 +69,10 @@ class encoder {
   virtual std::size_t header(std::size_t message_size, std::span<std::byte, 8> header) const = 0;
   // The delimiter written after the payload; empty for non-delimited codecs.
   virtual std::span<const std::byte> trailer() const noexcept = 0;
+  // Gather form: throws protocol_error if the payload cannot be framed for what it holds
+  // (a delimited codec's delimiter inside it); header() checks the size. Callers may skip
+  // it for a message the same codec just decoded, which cannot hold its delimiter.
+  virtual void check_payload(std::span<const std::byte> message) const { (void)message; }
 };
 
 // Both throw usage_error for a spec that parse() would reject (e.g. fixed_size 0).

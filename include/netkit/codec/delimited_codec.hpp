@@ -35,6 +35,7 @@ class delimited_encoder final : public encoder {
   std::span<const std::byte> trailer() const noexcept override;
   // Throws protocol_error unless the message can be framed; header() checks only the size.
   void check(std::span<const std::byte> message) const;
+  void check_payload(std::span<const std::byte> message) const override { check(message); }
 
  private:
   void check_size(std::size_t message_size) const;

@@ -16,6 +16,8 @@
 
 namespace netkit {
 
+class stream_client;
+
 // Per-connection behaviour, the same for accepted and outgoing connections.
 struct connection_options {
   codec_spec codec;
@@ -40,8 +42,9 @@ struct stream_handler {
   std::function<void(connection&, close_reason)> on_close;
   // Clients only: an outgoing connection could not be established after its retries
   // (the error names the endpoint and errno: "connect tcp://127.0.0.1:9: Connection
-  // refused (ECONNREFUSED)").
-  std::function<void(const endpoint& target, const sys_error& error)> on_connect_failed;
+  // refused (ECONNREFUSED)"). The client is passed in, so a handler can connect elsewhere.
+  std::function<void(stream_client& client, const endpoint& target, const sys_error& error)>
+      on_connect_failed;
 };
 
 struct connection_stats {
@@ -63,16 +66,17 @@ class connection_group {
   virtual const connection_stats& stats() const noexcept = 0;
   // The connection with this id, or nullptr if it has closed.
   virtual connection* find(conn_id id) noexcept = 0;
-  // Calls fn on every open connection, in slot order; fn may send to or close any of them
-  // (a connection closed during the walk is not visited again).
+  // Calls fn on every connection open for messages (not closing), in slot order; fn may
+  // send to or close any of them (a connection closed during the walk is not visited).
   virtual void for_each(const std::function<void(connection&)>& fn) = 0;
   // Frames `message` once with this group's codec: the bytes to queue on many connections.
+  // Throws usage_error when the codec cannot carry it (too long, a line with '\n').
   virtual framed_message frame(std::span<const std::byte> message) const = 0;
   framed_message frame(std::string_view text) const {
     return frame(std::span(reinterpret_cast<const std::byte*>(text.data()), text.size()));
   }
-  // Frames once and queues the same bytes on every open connection except `except`
-  // (none by default). Returns the number of connections it was queued on.
+  // Frames once and queues the same bytes on every connection for_each visits, except
+  // `except` (none by default). Returns the number of connections it was queued on.
   std::size_t broadcast(std::span<const std::byte> message, conn_id except = {}) {
     return broadcast(frame(message), except);
   }

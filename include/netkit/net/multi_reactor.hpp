@@ -43,9 +43,10 @@ class multi_reactor {
   // dropped if the connection has closed by then.
   void post_send(conn_id id, std::vector<std::byte> message);
   void post_close(conn_id id);
-  // Frames `message` once and queues the same bytes on every open connection of every
-  // reactor (except `except`). Each reactor's own order is kept: broadcasts posted by one
-  // thread reach every connection in the order they were posted.
+  // Frames `message` once (on the calling thread; throws usage_error when the codec cannot
+  // carry it) and queues the same bytes on every open connection of every reactor (except
+  // `except`). Broadcasts posted by one thread reach every connection in the order they
+  // were posted. A message a connection's codec refuses (post_send) is logged and dropped.
   void post_broadcast(std::span<const std::byte> message, conn_id except = {});
 
   // Reactor i's final counters, and their totals: read after join().
@@ -60,6 +61,7 @@ class multi_reactor {
     std::thread thread;
   };
   endpoint local_;
+  std::unique_ptr<encoder> encoder_;  // post_broadcast frames with it, on the caller's thread
   std::vector<std::unique_ptr<reactor>> reactors_;
 };
 
