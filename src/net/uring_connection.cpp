@@ -228,6 +228,19 @@ void uring_connection::submit_send(std::span<const std::byte> bytes) {
   send_in_flight_ = true;
 }
 
+bool uring_connection::send_failed(int result) {
+  if (result >= 0) return false;
+  log(log_level::debug, "write to {}: {}", peer().to_uri(), errno_text(-result));
+  force_close(close_reason::reset);
+  return true;
+}
+
+void uring_connection::sent_on(int result) {
+  engine_.stats_.bytes_out += static_cast<std::size_t>(result);
+  flush();
+  after_write();
+}
+
 void uring_connection::on_send(int result) {
   send_in_flight_ = false;
   if (chain_sending_) [[unlikely]] {
@@ -236,15 +249,9 @@ void uring_connection::on_send(int result) {
       chain_.clear();  // kept by force_close() while this send read from it
       return;
     }
-    if (result < 0) {
-      log(log_level::debug, "write to {}: {}", peer().to_uri(), errno_text(-result));
-      force_close(close_reason::reset);
-      return;
-    }
-    engine_.stats_.bytes_out += static_cast<std::size_t>(result);
+    if (send_failed(result)) return;
     chain_.consume(static_cast<std::size_t>(result));
-    flush();
-    after_write();
+    sent_on(result);
     return;
   }
   std::span<const std::byte> held_rest;
@@ -263,9 +270,7 @@ void uring_connection::on_send(int result) {
     engine_.receive_.unhold();
     engine_.receive_.ring().recycle(held_id_);
     if (state_ != state::closed && result > 0) {
-      engine_.stats_.bytes_out += static_cast<std::size_t>(result);
-      flush();  // the rest, or what queued up meanwhile
-      after_write();
+      sent_on(result);  // the rest, or what queued up meanwhile
       return;
     }
   }
@@ -273,15 +278,9 @@ void uring_connection::on_send(int result) {
     engine_.send_pool_.give(sending_);  // the kernel is done with it
     return;
   }
-  if (result < 0) {
-    log(log_level::debug, "write to {}: {}", peer().to_uri(), errno_text(-result));
-    force_close(close_reason::reset);
-    return;
-  }
-  engine_.stats_.bytes_out += static_cast<std::size_t>(result);
+  if (send_failed(result)) return;
   sent_ += static_cast<std::size_t>(result);
-  flush();  // the rest of a short send, or what queued up meanwhile
-  after_write();
+  sent_on(result);  // the rest of a short send, or what queued up meanwhile
 }
 
 void uring_connection::release_output() noexcept {

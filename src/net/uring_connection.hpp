@@ -44,6 +44,10 @@ class uring_connection final : public connection_core, public completion_handler
   void cancel(unsigned op) noexcept;
   void on_recv(int result, std::uint32_t flags);
   void on_send(int result);
+  // A failed send closes the connection (true); else sent_on() counts the bytes and sends
+  // on.
+  bool send_failed(int result);
+  void sent_on(int result);
   void on_data(std::span<const std::byte> data, unsigned buffer_id);
   void flush();
   void submit_send(std::span<const std::byte> bytes);

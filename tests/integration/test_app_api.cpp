@@ -24,26 +24,13 @@
 #include "support/backend_params.hpp"
 #include "support/client_io.hpp"
 #include "support/fd_leak_guard.hpp"
+#include "support/loop_run.hpp"
 #include "support/test_env.hpp"
 
 namespace netkit::test {
 namespace {
 
 using namespace std::chrono_literals;
-
-template <typename Pred>
-bool run_until(event_loop& loop, Pred done, clock::duration limit = stretch(5s)) {
-  auto until = deadline_after(limit);
-  while (!done()) {
-    if (clock::now() > until) return false;
-    loop.run_once(10ms);
-  }
-  return true;
-}
-
-std::string text_of(std::span<const std::byte> b) {
-  return {reinterpret_cast<const char*>(b.data()), b.size()};
-}
 
 server_options line_server() {
   server_options so;
@@ -361,6 +348,19 @@ TEST(loop_thread_check, a_call_from_another_thread_aborts_with_a_message) {
       "called from a thread that does not run its event loop");
 }
 
+// Waits (bounded) until `ids`, filled by reactor threads under `mutex`, holds `count`; a copy.
+std::vector<conn_id> wait_for_ids(std::mutex& mutex, const std::vector<conn_id>& ids,
+                                  std::size_t count) {
+  auto until = deadline_after(stretch(5s));
+  for (;;) {
+    {
+      std::lock_guard lock(mutex);
+      if (ids.size() >= count || clock::now() > until) return ids;
+    }
+    std::this_thread::sleep_for(2ms);
+  }
+}
+
 class multi_app_test : public testing::TestWithParam<std::string> {
  protected:
   void SetUp() override { NETKIT_SKIP_UNAVAILABLE_BACKEND(GetParam()); }
@@ -381,19 +381,7 @@ TEST_P(multi_app_test, post_send_and_broadcast_find_the_owning_loop_from_the_id)
     multi_reactor reactors(2, GetParam(), line_server(), h);
     for (std::size_t i = 0; i < clients; ++i)
       fds.push_back(connect_client(reactors.local()));
-    auto until = deadline_after(stretch(5s));
-    for (;;) {
-      {
-        std::lock_guard lock(mutex);
-        if (ids.size() == clients || clock::now() > until) break;
-      }
-      std::this_thread::sleep_for(2ms);
-    }
-    std::vector<conn_id> snapshot;
-    {
-      std::lock_guard lock(mutex);
-      snapshot = ids;
-    }
+    std::vector<conn_id> snapshot = wait_for_ids(mutex, ids, clients);
     ASSERT_EQ(snapshot.size(), clients);
     std::set<std::uint32_t> groups;
     for (auto id : snapshot) {
@@ -437,20 +425,9 @@ TEST_P(multi_app_test, a_message_the_codec_refuses_is_dropped_and_the_reactor_se
   h.on_message = [](connection& c, std::span<const std::byte> m) { c.send(m); };
   multi_reactor reactors(1, GetParam(), line_server(), h);
   auto fd = connect_client(reactors.local());
-  auto until = deadline_after(stretch(5s));
-  for (;;) {
-    {
-      std::lock_guard lock(mutex);
-      if (!ids.empty() || clock::now() > until) break;
-    }
-    std::this_thread::sleep_for(2ms);
-  }
-  conn_id id;
-  {
-    std::lock_guard lock(mutex);
-    ASSERT_EQ(ids.size(), 1u);
-    id = ids[0];
-  }
+  auto seen = wait_for_ids(mutex, ids, 1);
+  ASSERT_EQ(seen.size(), 1u);
+  conn_id id = seen[0];
   std::string bad = "two\nlines";  // the line codec cannot carry a '\n'
   reactors.post_send(
       id, std::vector<std::byte>(reinterpret_cast<const std::byte*>(bad.data()),

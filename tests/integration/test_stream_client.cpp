@@ -17,6 +17,7 @@
 #include "netkit/socket.hpp"
 #include "support/backend_params.hpp"
 #include "support/fd_leak_guard.hpp"
+#include "support/loop_run.hpp"
 #include "support/test_env.hpp"
 
 namespace netkit::test {
@@ -25,25 +26,12 @@ namespace {
 using namespace std::chrono_literals;
 
 // Runs `loop` until `done()` or the deadline; false on the deadline.
-template <typename Pred>
-bool run_until(event_loop& loop, Pred done, clock::duration limit = stretch(5s)) {
-  auto until = deadline_after(limit);
-  while (!done()) {
-    if (clock::now() > until) return false;
-    loop.run_once(10ms);
-  }
-  return true;
-}
 
 // A TCP port on 127.0.0.1 that nobody listens on (bound, then closed).
 endpoint closed_tcp_port() {
   auto fd = listen_on(endpoint::parse("tcp://127.0.0.1:0"), io_mode::blocking);
   auto ep = local_endpoint(fd.get(), transport::tcp);
   return ep;  // fd closes here: connects are refused
-}
-
-std::string text_of(std::span<const std::byte> b) {
-  return {reinterpret_cast<const char*>(b.data()), b.size()};
 }
 
 class client_test : public testing::TestWithParam<std::string> {
