@@ -12,7 +12,6 @@
 
 #include "net/connection_table.hpp"
 #include "netkit/net/connection_group.hpp"
-#include "netkit/socket.hpp"
 
 namespace netkit::detail {
 
@@ -26,7 +25,8 @@ struct engine_config {
 class stream_engine {
  public:
   virtual ~stream_engine() = default;
-  // Serves a connected stream socket: admission, socket tuning, a slot, the driver's start
+  // Serves a connected non-blocking stream socket: admission, socket tuning, a slot, the
+  // driver's start
   // (a backend may refuse the descriptor: logged, closed), then on_connect. Returns the
   // new connection's id, or nullopt when it was refused or could not start.
   virtual std::optional<conn_id> adopt(unique_fd fd, endpoint peer) = 0;
@@ -76,9 +76,6 @@ class engine_base : public stream_engine {
 
   std::optional<conn_id> adopt(unique_fd fd, endpoint peer) override {
     if (shutting_down_ || !admit_connection(max_connections_, stats_, peer)) return std::nullopt;
-    // A descriptor accepted elsewhere may be blocking: one blocking call would stall every
-    // connection of the loop.
-    set_nonblocking(fd.get(), true);
     tune_accepted(fd.get(), peer);
     auto& c =
         conns_.emplace([&](conn_id id) { return create(id, std::move(fd), std::move(peer)); });

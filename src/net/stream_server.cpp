@@ -11,6 +11,8 @@
 #include "net/uring_acceptor.hpp"
 #include "net/uring_engine.hpp"
 #include "netkit/error.hpp"
+#include "netkit/log.hpp"
+#include "netkit/socket.hpp"
 
 namespace netkit {
 
@@ -112,6 +114,15 @@ class server final : public stream_server {
   }
   std::optional<conn_id> adopt(unique_fd fd, endpoint peer) override {
     NETKIT_ASSERT_LOOP_THREAD(loop());
+    // Accepted elsewhere, it may be blocking: one blocking call would stall every
+    // connection of the loop. (Our own acceptor and connector make non-blocking ones, so
+    // this costs their hot path nothing.)
+    try {
+      set_nonblocking(fd.get(), true);
+    } catch (const sys_error& e) {
+      log(log_level::warning, "cannot serve {}: {}", peer.to_uri(), e.what());
+      return std::nullopt;
+    }
     return engine_->adopt(std::move(fd), std::move(peer));
   }
   connection* find(conn_id id) noexcept override {

@@ -348,18 +348,30 @@ TEST(loop_thread_check, a_call_from_another_thread_aborts_with_a_message) {
       "called from a thread that does not run its event loop");
 }
 
-// Waits (bounded) until `ids`, filled by reactor threads under `mutex`, holds `count`; a copy.
-std::vector<conn_id> wait_for_ids(std::mutex& mutex, const std::vector<conn_id>& ids,
-                                  std::size_t count) {
-  auto until = deadline_after(stretch(5s));
-  for (;;) {
-    {
+// The conn_ids a multi_reactor's threads connect, recorded under a lock.
+struct id_recorder {
+  std::mutex mutex;
+  std::vector<conn_id> ids;
+  stream_handler handler() {
+    stream_handler h;
+    h.on_connect = [this](connection& c) {
       std::lock_guard lock(mutex);
-      if (ids.size() >= count || clock::now() > until) return ids;
-    }
-    std::this_thread::sleep_for(2ms);
+      ids.push_back(c.id());
+    };
+    return h;
   }
-}
+  // Waits (bounded) until `count` have connected; a copy of the ids.
+  std::vector<conn_id> wait_for(std::size_t count) {
+    auto until = deadline_after(stretch(5s));
+    for (;;) {
+      {
+        std::lock_guard lock(mutex);
+        if (ids.size() >= count || clock::now() > until) return ids;
+      }
+      std::this_thread::sleep_for(2ms);
+    }
+  }
+};
 
 class multi_app_test : public testing::TestWithParam<std::string> {
  protected:
@@ -368,20 +380,15 @@ class multi_app_test : public testing::TestWithParam<std::string> {
 
 TEST_P(multi_app_test, post_send_and_broadcast_find_the_owning_loop_from_the_id) {
   fd_leak_guard guard;
-  std::mutex mutex;
-  std::vector<conn_id> ids;
-  stream_handler h;
-  h.on_connect = [&](connection& c) {
-    std::lock_guard lock(mutex);
-    ids.push_back(c.id());
-  };
+  id_recorder recorder;
+  stream_handler h = recorder.handler();
   const std::size_t clients = 8;
   std::vector<unique_fd> fds;
   {
     multi_reactor reactors(2, GetParam(), line_server(), h);
     for (std::size_t i = 0; i < clients; ++i)
       fds.push_back(connect_client(reactors.local()));
-    std::vector<conn_id> snapshot = wait_for_ids(mutex, ids, clients);
+    std::vector<conn_id> snapshot = recorder.wait_for(clients);
     ASSERT_EQ(snapshot.size(), clients);
     std::set<std::uint32_t> groups;
     for (auto id : snapshot) {
@@ -415,17 +422,12 @@ TEST_P(multi_app_test, post_send_and_broadcast_find_the_owning_loop_from_the_id)
 
 TEST_P(multi_app_test, a_message_the_codec_refuses_is_dropped_and_the_reactor_serves_on) {
   fd_leak_guard guard;
-  std::mutex mutex;
-  std::vector<conn_id> ids;
-  stream_handler h;
-  h.on_connect = [&](connection& c) {
-    std::lock_guard lock(mutex);
-    ids.push_back(c.id());
-  };
+  id_recorder recorder;
+  stream_handler h = recorder.handler();
   h.on_message = [](connection& c, std::span<const std::byte> m) { c.send(m); };
   multi_reactor reactors(1, GetParam(), line_server(), h);
   auto fd = connect_client(reactors.local());
-  auto seen = wait_for_ids(mutex, ids, 1);
+  auto seen = recorder.wait_for(1);
   ASSERT_EQ(seen.size(), 1u);
   conn_id id = seen[0];
   std::string bad = "two\nlines";  // the line codec cannot carry a '\n'
