@@ -108,13 +108,31 @@ std::string server_model::describe_transports() const {
   return fmt::format("{} ({})", out, family == transport_family::stream ? "stream" : "datagram");
 }
 
-std::size_t model_settings::own_option(const server_model& model, std::string_view flag) const {
+namespace {
+
+const model_option& declared_option(const server_model& model, std::string_view flag) {
   auto declared = std::find_if(model.own_options.begin(), model.own_options.end(),
                                [flag](const model_option& o) { return o.flag == flag; });
   if (declared == model.own_options.end())
     throw std::logic_error(fmt::format("model {} declares no option {}", model.name, flag));
+  return *declared;
+}
+
+}  // namespace
+
+std::size_t model_settings::own_option(const server_model& model, std::string_view flag) const {
+  const auto& declared = declared_option(model, flag);
   if (auto given = own.find(flag); given != own.end()) return given->second;
-  return declared->default_value;
+  return declared.default_value;
+}
+
+std::string_view model_settings::own_choice(const server_model& model,
+                                            std::string_view flag) const {
+  const auto& declared = declared_option(model, flag);
+  auto index = own_option(model, flag);
+  if (index >= declared.choices.size())
+    throw std::logic_error(fmt::format("option {} of model {} is not a choice", flag, model.name));
+  return declared.choices[index];
 }
 
 const server_model& find_model(std::string_view name, const endpoint& listen) {

@@ -63,13 +63,17 @@ class common_options {
 };
 
 // An option only some models take, declared by the model (prefork's --workers). A count
-// within [min, max]. Two models may declare the same flag; they must agree on its range.
+// within [min, max], or, when `choices` is not empty, one of those words (fork's
+// "--sigchld reap|ignore"): then its value is the index of the word, default_value the
+// index of the default, and min/max are not used. Two models may declare the same flag;
+// they must agree on its range or choices.
 struct model_option {
   std::string_view flag;  // "--workers"
   std::string_view help;
   std::size_t default_value = 0;
   std::size_t min = 0;
   std::size_t max = 0;
+  std::vector<std::string_view> choices;
 };
 
 struct server_model;
@@ -88,11 +92,13 @@ struct model_settings {
   std::optional<std::size_t> threads;  // unset: the model's choice
   std::size_t max_datagram = 65536;
   bool verbose = false;
-  // The model's own options by flag ("--workers"), as given.
+  // The model's own options by flag ("--workers"), as given (a choice as its index).
   std::map<std::string, std::size_t, std::less<>> own;
 
   // An own option's value: as given, else the declared default.
   std::size_t own_option(const server_model& model, std::string_view flag) const;
+  // A choice option's word ("reap"): as given, else the declared default.
+  std::string_view own_choice(const server_model& model, std::string_view flag) const;
 };
 
 struct model_availability {

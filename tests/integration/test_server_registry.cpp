@@ -5,6 +5,7 @@
 // it declares.
 #include <stdlib.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <string>
@@ -73,8 +74,15 @@ std::vector<std::string> option_args(std::string_view flag) {
   static const std::map<std::string_view, std::string> values = {
       {"--codec", "line"},     {"--mode", "0600"},         {"--max-conns", "5"},
       {"--idle-timeout", "1"}, {"--high-water", "100000"}, {"--hard-limit", "1000000"},
-      {"--threads", "2"},      {"--max-datagram", "100"},  {"--workers", "2"}};
-  return {std::string(flag), values.at(flag)};
+      {"--threads", "2"},      {"--max-datagram", "100"}};
+  if (auto v = values.find(flag); v != values.end()) return {std::string(flag), v->second};
+  // A model's own option: a value it accepts.
+  for (const auto& o : servers::own_options())
+    if (o.flag == flag)
+      return {std::string(flag), o.choices.empty() ? std::to_string(std::max<std::size_t>(o.min, 1))
+                                                   : std::string(o.choices.front())};
+  ADD_FAILURE() << "no value for " << flag;
+  return {std::string(flag)};
 }
 
 std::string listen_uri(transport_family f) {

@@ -33,7 +33,8 @@ struct echo_server_args {
   std::size_t threads = 1;
   std::string mode;  // octal, for Unix socket files
   std::size_t max_datagram = 65536;
-  std::map<std::string, std::size_t, std::less<>> own;  // the models' own options by flag
+  std::map<std::string, std::size_t, std::less<>> own;        // the models' own options by flag
+  std::map<std::string, std::string, std::less<>> own_words;  // choice options, as written
   bool list_models = false;
   bool verbose = false;
 };
@@ -57,6 +58,17 @@ std::optional<mode_t> parse_mode(const std::string& text) {
   if (end != text.size() || value > 07777)
     throw usage_error(fmt::format("--mode '{}' is not an octal file mode such as 0660", text));
   return static_cast<mode_t>(value);
+}
+
+// An own option's value: a count as given, a choice as the index of its word.
+std::size_t own_value(const echo_server_args& args, const std::string& flag) {
+  auto word = args.own_words.find(flag);
+  if (word == args.own_words.end()) return args.own.find(flag)->second;
+  for (const auto& o : servers::own_options())
+    if (o.flag == flag)
+      for (std::size_t i = 0; i < o.choices.size(); ++i)
+        if (o.choices[i] == word->second) return i;
+  throw std::logic_error("unchecked choice for " + flag);
 }
 
 int run(const echo_server_args& args, const given_options& given) {
@@ -92,7 +104,7 @@ int run(const echo_server_args& args, const given_options& given) {
   settings.max_datagram = args.max_datagram;
   settings.verbose = args.verbose;
   for (const auto& flag : own)
-    settings.own.emplace(flag, args.own.find(flag)->second);
+    settings.own.emplace(flag, own_value(args, flag));
   return servers::run_model(model, settings);
 }
 
@@ -179,10 +191,20 @@ void add_echo_server(CLI::App& app) {
                                                   "Set SO_REUSEPORT (several servers, one port)"));
   for (const auto& o : servers::own_options()) {
     std::string flag(o.flag);
-    args.own[flag] = o.default_value;
-    auto* option = cmd->add_option(flag, args.own[flag], std::string(o.help) + for_models(flag))
-                       ->capture_default_str()
-                       ->check(CLI::Range(o.min, o.max));
+    auto help = std::string(o.help) + for_models(flag);
+    CLI::Option* option = nullptr;
+    if (o.choices.empty()) {
+      args.own[flag] = o.default_value;
+      option = cmd->add_option(flag, args.own[flag], help)
+                   ->capture_default_str()
+                   ->check(CLI::Range(o.min, o.max));
+    } else {
+      args.own_words[flag] = std::string(o.choices.at(o.default_value));
+      std::vector<std::string> words(o.choices.begin(), o.choices.end());
+      option = cmd->add_option(flag, args.own_words[flag], help)
+                   ->capture_default_str()
+                   ->check(CLI::IsMember(words));
+    }
     given.own.emplace_back(flag, option);
   }
   cmd->add_flag("--list-models", args.list_models,
