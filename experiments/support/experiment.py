@@ -1,0 +1,182 @@
+"""What every experiment in experiments/ shares: the common options, starting and
+stopping netkit servers, the machine line, gnuplot plots, the verdict line, and writing
+an experiment's section of docs/experiments.md (between its own markers, so experiments
+can be re-run one at a time)."""
+
+import argparse
+import datetime
+import os
+import platform
+import re
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DOC = ROOT / "docs" / "experiments.md"
+URI_RE = re.compile(r"listening on (\S+)")
+
+
+def parser(name, description):
+    p = argparse.ArgumentParser(
+        prog=f"experiments/{name}", description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--build-dir", type=Path, default=ROOT / "build" / "release",
+                   help="tree with bin/netkit (default: build/release)")
+    p.add_argument("--smoke", action="store_true",
+                   help="a tiny grid, a few seconds, results to a temporary directory: "
+                        "shows the experiment works, measures nothing worth keeping")
+    p.add_argument("--record", action="store_true",
+                   help=f"write the results and plot into {DOC.relative_to(ROOT)}")
+    return p
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def binary(args, name):
+    path = args.build_dir / "bin" / name
+    if not path.exists():
+        sys.exit(f"no {path}: build it first (scripts/build release)")
+    return path
+
+
+def machine_line():
+    cpu = "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                         capture_output=True, text=True).stdout.strip() or "unknown"
+    return (f"{datetime.date.today().isoformat()}, Linux {platform.release()}, "
+            f"{os.cpu_count()} × {cpu}, netkit {rev}")
+
+
+class Server:
+    """A netkit server process; `uri` is what it printed after 'listening on'."""
+
+    def __init__(self, argv, timeout=10.0, **popen):
+        self.argv = [str(a) for a in argv]
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, **popen)
+        self.uri = None
+        self.out = ""
+        deadline = time.monotonic() + timeout
+        while self.uri is None:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.proc.stdout], [], [], left)[0]:
+                self.stop()
+                raise RuntimeError(f"{' '.join(self.argv)}: no 'listening on' line in {timeout} s")
+            line = self.proc.stdout.readline()
+            if not line:
+                err = self.stop()
+                raise RuntimeError(f"{' '.join(self.argv)} exited: {err.strip()}")
+            if m := URI_RE.search(line):
+                self.uri = m.group(1)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def stop(self, sig=signal.SIGTERM, timeout=5.0):
+        """Stops and reaps the server; returns what it wrote to stderr (what it wrote to
+        stdout after the 'listening on' line is left in self.out)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        out, err = self.proc.communicate()
+        self.out = out or ""
+        return err or ""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def plot(png, title, xlabel, ylabel, series, logx=False, logy=False, style="linespoints"):
+    """series: [(title, [(x, y), ...]), ...] drawn into `png` with gnuplot."""
+    with tempfile.TemporaryDirectory() as tmp:
+        plots = []
+        for i, (name, points) in enumerate(series):
+            data = Path(tmp) / f"s{i}.dat"
+            data.write_text("".join(f"{x} {y}\n" for x, y in points))
+            plots.append(f"'{data}' using 1:2 with {style} title '{name}'")
+        script = "\n".join([
+            "set terminal png size 800,480",
+            f"set output '{png}'",
+            f"set title '{title}'",
+            f"set xlabel '{xlabel}'",
+            f"set ylabel '{ylabel}'",
+            "set grid",
+            "set key outside right",
+            "set logscale x" if logx else "",
+            "set logscale y" if logy else "",
+            "plot " + ", ".join(plots),
+        ])
+        subprocess.run(["gnuplot"], input=script, text=True, check=True)
+
+
+def verdict(claim, confirmed, detail):
+    line = f"verdict: {'CONFIRMED' if confirmed else 'REFUTED'}: {claim}: {detail}"
+    print(line, flush=True)
+    return line
+
+
+def table(header, rows):
+    """A markdown table."""
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+class Output:
+    """Where an experiment's plot and section go: docs/ with --record, else a temporary
+    directory that is left for inspection and named on stderr."""
+
+    def __init__(self, args, name):
+        self.name = name
+        self.record = args.record and not args.smoke
+        if self.record:
+            self.dir = ROOT / "docs" / "experiments"
+        else:
+            self.dir = Path(tempfile.mkdtemp(prefix=f"netkit-{name}-"))
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def png(self, suffix=""):
+        return self.dir / f"{self.name}{suffix}.png"
+
+    def section(self, markdown):
+        """Writes `markdown` as this experiment's section (replacing an older one)."""
+        if not self.record:
+            (self.dir / f"{self.name}.md").write_text(markdown + "\n")
+            log(f"results in {self.dir} (--record writes them into {DOC.relative_to(ROOT)})")
+            return
+        begin, end = f"<!-- experiment:{self.name} -->", f"<!-- /experiment:{self.name} -->"
+        text = DOC.read_text() if DOC.exists() else (
+            "# Experiments: the course's claims, measured\n\n"
+            "Each section is written by its script in experiments/ (`--record`); re-run one "
+            "to refresh it. Figures come from the run whose date and machine each section "
+            "states.\n")
+        block = f"{begin}\n{markdown.rstrip()}\n{end}"
+        if begin in text and end in text:
+            text = text[:text.index(begin)] + block + text[text.index(end) + len(end):]
+        else:
+            text = text.rstrip() + "\n\n" + block + "\n"
+        DOC.write_text(text)
+        log(f"recorded in {DOC.relative_to(ROOT)}")
