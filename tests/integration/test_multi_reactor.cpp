@@ -86,6 +86,21 @@ bool wait_for_stats(multi_reactor& mr, Pred done, deadline until) {
   }
 }
 
+// Bounded wait until the reactors together accepted `accepted` connections and have none open.
+bool wait_for_all_closed(multi_reactor& mr, std::uint64_t accepted, deadline until) {
+  return wait_for_stats(
+      mr,
+      [accepted](const std::vector<server_stats>& all) {
+        std::uint64_t sum = 0, open = 0;
+        for (auto& s : all) {
+          sum += s.accepted;
+          open += s.open;
+        }
+        return sum == accepted && open == 0;
+      },
+      until);
+}
+
 std::uint16_t local_port(int fd) {
   return local_endpoint(fd, transport::tcp).port();
 }
@@ -180,17 +195,7 @@ TEST_P(multi_reactor_test, reuseport_spreads_connections_and_one_listener_closin
       ASSERT_EQ(problem, "") << "short connection " << i;
     }
     // Every short connection was served, and every reactor took some.
-    ASSERT_TRUE(wait_for_stats(
-        mr,
-        [&](const std::vector<server_stats>& all) {
-          std::uint64_t accepted = 0, open = 0;
-          for (auto& s : all) {
-            accepted += s.accepted;
-            open += s.open;
-          }
-          return accepted == short_conns && open == 0;
-        },
-        deadline_after(stretch(10s))))
+    ASSERT_TRUE(wait_for_all_closed(mr, short_conns, deadline_after(stretch(10s))))
         << "short connections not all accepted and closed";
     for (std::size_t i = 0; i < reactors; ++i) {
       auto s = stats_of(mr, i);
@@ -461,17 +466,7 @@ TEST_P(multi_reactor_test, dispatch_hands_connections_round_robin_to_every_loop)
         ASSERT_EQ(line_round_trip(fd.get(), line, deadline_after(stretch(5s))), "")
             << "connection " << i;
       }
-      ASSERT_TRUE(wait_for_stats(
-          mr,
-          [&](const std::vector<server_stats>& all) {
-            std::uint64_t accepted = 0, open = 0;
-            for (auto& s : all) {
-              accepted += s.accepted;
-              open += s.open;
-            }
-            return accepted == reactors * per_reactor && open == 0;
-          },
-          deadline_after(stretch(10s))));
+      ASSERT_TRUE(wait_for_all_closed(mr, reactors * per_reactor, deadline_after(stretch(10s))));
       for (std::size_t i = 0; i < reactors; ++i)
         EXPECT_EQ(stats_of(mr, i).accepted, per_reactor) << "reactor " << i;
       mr.stop();
