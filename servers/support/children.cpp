@@ -79,16 +79,23 @@ pid_t fork_worker(supervisor_signals& signals, const std::function<void()>& in_c
 
 namespace {
 using steady = std::chrono::steady_clock;
-// A worker that cannot be forked (EAGAIN: process limit) is retried this often.
+// A worker that cannot be forked (EAGAIN: process limit), or that exited this soon after it
+// started (it cannot start: replacing it at once would fork in a loop), is started again
+// this much later.
 constexpr std::chrono::milliseconds respawn_pause{1000};
 }  // namespace
 
 worker_pool::worker_pool(std::size_t size, spawn_fn spawn, gone_fn gone)
-    : spawn_(std::move(spawn)), gone_(std::move(gone)), pids_(size, -1) {}
+    : spawn_(std::move(spawn)), gone_(std::move(gone)), pids_(size, -1), started_(size) {}
 
 void worker_pool::start() {
   for (std::size_t slot = 0; slot < pids_.size(); ++slot)
-    pids_[slot] = spawn_(slot);
+    start_slot(slot);
+}
+
+void worker_pool::start_slot(std::size_t slot) {
+  pids_[slot] = spawn_(slot);
+  started_[slot] = steady::now();
 }
 
 void worker_pool::reap(bool replace) {
@@ -100,8 +107,16 @@ void worker_pool::reap(bool replace) {
     if (gone_) gone_(slot);
     if (!replace) return;
     ++replaced_;
+    // It exited on its own right after starting: it cannot start (a worker killed by a
+    // signal is replaced at once).
+    if (WIFEXITED(status) && steady::now() - started_[slot] < respawn_pause) {
+      log(log_level::error, "worker {} {} within {} ms of starting; starting another in {} ms", pid,
+          describe_exit(status), respawn_pause.count(), respawn_pause.count());
+      respawn_at_ = steady::now() + respawn_pause;
+      return;
+    }
     try {
-      pids_[slot] = spawn_(slot);
+      start_slot(slot);
       log(log_level::warning, "worker {} {}; started worker {} in its place", pid,
           describe_exit(status), pids_[slot]);
     } catch (const sys_error& e) {
@@ -118,7 +133,7 @@ void worker_pool::respawn_due() {
   for (auto& pid : pids_) {
     if (pid > 0) continue;
     try {
-      pid = spawn_(static_cast<std::size_t>(&pid - pids_.data()));
+      start_slot(static_cast<std::size_t>(&pid - pids_.data()));
     } catch (const sys_error& e) {
       log(log_level::error, "starting a worker: {}", e.what());
       respawn_at_ = steady::now() + respawn_pause;

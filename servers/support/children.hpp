@@ -69,7 +69,8 @@ pid_t fork_worker(supervisor_signals& signals, const std::function<void()>& in_c
 
 // A fixed number of worker processes kept alive by their parent. A worker that ends while
 // the pool is serving is logged (its pid and wait status) and replaced in its slot; a fork
-// that fails is retried every second. Parent only, one thread.
+// that fails, or a worker that exited by itself within a second of starting, is retried a
+// second later (no fork loop). Parent only, one thread.
 class worker_pool {
  public:
   // Forks the worker for `slot` (e.g. with fork_worker) and returns its pid; throws
@@ -99,10 +100,12 @@ class worker_pool {
 
  private:
   bool any_live() const noexcept;
+  void start_slot(std::size_t slot);
 
   spawn_fn spawn_;
   gone_fn gone_;
   std::vector<pid_t> pids_;
+  std::vector<std::chrono::steady_clock::time_point> started_;
   std::optional<std::chrono::steady_clock::time_point> respawn_at_;
   std::size_t replaced_ = 0;
 };
