@@ -534,7 +534,14 @@ void echo_server_with_two_threads(const std::string& backend, const std::string&
 }
 
 TEST_P(multi_reactor_test, echo_server_with_two_threads_end_to_end) {
-  echo_server_with_two_threads(GetParam(), "tcp://127.0.0.1:0", {}, " accept=reuseport ");
+  // Without --accept: the default strategy.
+  echo_server_with_two_threads(GetParam(), "tcp://127.0.0.1:0", {},
+                               fmt::format(" accept={} ", to_string(default_accept_strategy)));
+}
+
+TEST_P(multi_reactor_test, echo_server_with_two_threads_reuseport_end_to_end) {
+  echo_server_with_two_threads(GetParam(), "tcp://127.0.0.1:0", {"--accept", "reuseport"},
+                               " accept=reuseport ");
 }
 
 TEST_P(multi_reactor_test, echo_server_with_two_threads_dispatching_end_to_end) {

@@ -24,7 +24,7 @@ enum class accept_strategy : std::uint8_t { reuseport, dispatch };
 std::string_view to_string(accept_strategy s) noexcept;
 
 // What `netkit echo-server --accept` defaults to. The faster of the two on the peer
-// benchmark (scripts/bench-peers, docs/benchmarks.md) should be here.
+// benchmark (scripts/bench-peers --accept-strategies) should be here.
 inline constexpr accept_strategy default_accept_strategy = accept_strategy::reuseport;
 
 struct multi_reactor_options {
