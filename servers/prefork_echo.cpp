@@ -7,7 +7,6 @@
 
 #include <poll.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -44,8 +43,6 @@ constexpr timeval stop_check_interval{0, 200'000};
 // Out of descriptors: accepting again at once would spin on EMFILE; the backlog holds
 // connections meanwhile.
 constexpr milliseconds accept_pause{100};
-// A worker that cannot be forked (EAGAIN: process limit) is retried this often.
-constexpr milliseconds respawn_pause{1000};
 // Shutdown: workers get SIGTERM and this long to finish, then SIGKILL (e.g. one blocked
 // writing to a client that never reads).
 constexpr milliseconds stop_grace{5000};
@@ -64,23 +61,6 @@ struct prefork_options {
 bool stop_requested() {
   return stop_signal_received() != 0;
 }
-
-// The parent takes SIGINT/SIGTERM/SIGCHLD only inside ppoll (atomically unblocked there,
-// through waiting_mask()), so no signal can slip in between "check the flags" and "wait".
-// The stop handler has no SA_RESTART: a worker's blocking read returns EINTR and looks at
-// the flag.
-struct parent_signals {
-  stop_signal_scope stop;
-  support::child_exit_flag children;
-
-  parent_signals() { stop.block({SIGCHLD}); }
-  const sigset_t* waiting_mask() const noexcept { return &stop.waiting_mask(); }
-  // In a new worker: SIGCHLD back to default, the stop handler kept, signals unblocked.
-  void enter_worker() noexcept {
-    children.restore();
-    ::pthread_sigmask(SIG_SETMASK, waiting_mask(), nullptr);
-  }
-};
 
 void set_receive_timeout(int fd, timeval tv) {
   if (::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0)
@@ -148,8 +128,8 @@ void serve_connection(int fd, transport kind, decoder& dec, const encoder& enc) 
 
 // ---- parent -------------------------------------------------------------------------
 
+// The parent's side of a worker (its process is in the pool's slot of the same index).
 struct worker {
-  pid_t pid = -1;     // -1: no process (reaped, or its fork failed)
   unique_fd channel;  // parent's end; invalid once the worker is gone
   bool idle = false;
 };
@@ -157,28 +137,30 @@ struct worker {
 class prefork_parent {
  public:
   prefork_parent(const prefork_options& opts, unique_fd listener, endpoint local,
-                 parent_signals& signals)
+                 support::supervisor_signals& signals)
       : opts_(opts),
         listener_(std::move(listener)),
         local_(std::move(local)),
         signals_(signals),
-        workers_(opts.workers) {}
+        workers_(opts.workers),
+        pool_(
+            opts.workers, [this](std::size_t slot) { return spawn(slot); },
+            [this](std::size_t slot) {
+              workers_[slot].channel.reset();
+              workers_[slot].idle = false;
+            }) {}
 
-  void start() {
-    for (auto& w : workers_)
-      spawn(w);
-  }
+  void start() { pool_.start(); }
 
   // Serves until a stop signal; returns its number.
   int run();
   void stop();
 
   std::size_t handed() const noexcept { return handed_; }
-  std::size_t replaced() const noexcept { return replaced_; }
+  std::size_t replaced() const noexcept { return pool_.replaced(); }
 
  private:
-  void spawn(worker& w);
-  void reap(bool replace);
+  pid_t spawn(std::size_t slot);
   void read_channel(worker& w);
   void accept_one();
   bool hand_off();
@@ -187,22 +169,18 @@ class prefork_parent {
   const prefork_options& opts_;
   unique_fd listener_;
   endpoint local_;
-  parent_signals& signals_;
+  support::supervisor_signals& signals_;
   std::vector<worker> workers_;
+  support::worker_pool pool_;
   unique_fd pending_;  // accepted, not yet handed (the chosen worker had just died)
   steady::time_point accept_resume_{};
-  std::optional<steady::time_point> respawn_at_;
   std::size_t handed_ = 0;
-  std::size_t replaced_ = 0;
   std::size_t accept_errors_ = 0;
 };
 
-void prefork_parent::spawn(worker& w) {
+pid_t prefork_parent::spawn(std::size_t slot) {
   auto [parent_end, child_end] = make_socket_pair(transport::unix_stream, io_mode::blocking);
-  pid_t parent_pid = ::getpid();
-  pid_t pid = ::fork();
-  if (pid < 0) throw_sys_error("fork", "prefork worker");
-  if (pid == 0) {
+  pid_t pid = support::fork_worker(signals_, [&] {
     // Descriptors a worker must not hold: the listener (only the parent accepts), and the
     // parent's ends of the other channels (else a worker whose channel the parent closes
     // would never see EOF).
@@ -211,15 +189,12 @@ void prefork_parent::spawn(worker& w) {
     pending_.reset();
     for (auto& other : workers_)
       other.channel.reset();
-    signals_.enter_worker();
-    // A parent killed by SIGKILL must not leave workers behind.
-    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (::getppid() != parent_pid) ::_exit(0);
+    signals_.unblock();
     run_worker(child_end.get(), local_.kind(), opts_.codec);
-  }
-  w.pid = pid;
-  w.channel = std::move(parent_end);
-  w.idle = true;
+  });
+  workers_[slot].channel = std::move(parent_end);
+  workers_[slot].idle = true;
+  return pid;
 }
 
 worker* prefork_parent::idle_worker() {
@@ -241,7 +216,8 @@ bool prefork_parent::hand_off() {
       pending_.reset();  // the worker's copy keeps the connection open
       return true;
     }
-    log(log_level::warning, "hand-off to worker {}: {}", w->pid, errno_text(r.err));
+    log(log_level::warning, "hand-off to worker {}: {}",
+        pool_.pid(static_cast<std::size_t>(w - workers_.data())), errno_text(r.err));
     w->channel.reset();
     w->idle = false;
   }
@@ -282,47 +258,12 @@ void prefork_parent::read_channel(worker& w) {
   w.idle = false;
 }
 
-// Reaps every ended child, so no worker stays a zombie; replaces each while serving.
-void prefork_parent::reap(bool replace) {
-  support::reap_children([&](pid_t pid, int status) {
-    auto it = std::find_if(workers_.begin(), workers_.end(),
-                           [pid](const worker& w) { return w.pid == pid; });
-    if (it == workers_.end()) return;
-    it->pid = -1;
-    it->channel.reset();
-    it->idle = false;
-    if (!replace) return;
-    ++replaced_;
-    try {
-      spawn(*it);
-      log(log_level::warning, "worker {} {}; started worker {} in its place", pid,
-          support::describe_exit(status), it->pid);
-    } catch (const sys_error& e) {
-      log(log_level::error, "worker {} {}; no replacement yet: {}", pid,
-          support::describe_exit(status), e.what());
-      respawn_at_ = steady::now() + respawn_pause;
-    }
-  });
-}
-
 int prefork_parent::run() {
   std::vector<pollfd> fds;
   std::vector<worker*> owners;  // fds[i] belongs to owners[i]; nullptr: the listener
   while (!stop_requested()) {
-    if (signals_.children.take()) reap(true);
-    if (respawn_at_ && steady::now() >= *respawn_at_) {
-      respawn_at_.reset();
-      for (auto& w : workers_) {
-        if (w.pid > 0) continue;
-        try {
-          spawn(w);
-        } catch (const sys_error& e) {
-          log(log_level::error, "starting a worker: {}", e.what());
-          respawn_at_ = steady::now() + respawn_pause;
-          break;
-        }
-      }
-    }
+    if (signals_.children.take()) pool_.reap(true);
+    pool_.respawn_due();
     // Without an idle worker pending_ waits; the listener stays out of the poll set.
     if (pending_) hand_off();
     fds.clear();
@@ -342,7 +283,7 @@ int prefork_parent::run() {
     }
     std::optional<steady::time_point> wake;
     if (paused) wake = accept_resume_;
-    if (respawn_at_ && (!wake || *respawn_at_ < *wake)) wake = respawn_at_;
+    if (auto respawn = pool_.respawn_at(); respawn && (!wake || *respawn < *wake)) wake = respawn;
     timespec ts{};
     if (wake) {
       auto left = std::max(steady::duration::zero(), *wake - now);
@@ -372,35 +313,16 @@ void prefork_parent::stop() {
   pending_.reset();
   // An idle worker sees EOF on its channel and exits; a busy one is interrupted in read
   // by SIGTERM, sends the replies it has and exits.
-  for (auto& w : workers_) {
+  for (auto& w : workers_)
     w.channel.reset();
-    if (w.pid > 0) ::kill(w.pid, SIGTERM);
-  }
-  auto live = [this] {
-    return std::any_of(workers_.begin(), workers_.end(), [](const worker& w) { return w.pid > 0; });
-  };
-  auto until = steady::now() + stop_grace;
-  reap(false);
-  while (live() && steady::now() < until) {
-    timespec ts{0, 50'000'000};  // bounded wait; SIGCHLD ends it early
-    ::ppoll(nullptr, 0, &ts, signals_.waiting_mask());
-    signals_.children.take();
-    reap(false);
-  }
-  for (auto& w : workers_) {
-    if (w.pid <= 0) continue;
-    log(log_level::warning, "worker {} did not stop within {} ms; killing it", w.pid,
-        stop_grace.count());
-    support::kill_and_reap(w.pid);
-    w.pid = -1;
-  }
+  pool_.stop(stop_grace, signals_);
 }
 
 int run_prefork(const prefork_options& opts) {
   (void)make_decoder(opts.codec);  // usage_error now, not in every worker
 
   // Installed before the banner: a SIGTERM right after it must stop us cleanly.
-  parent_signals signals;
+  support::supervisor_signals signals;
   auto listener = listen_unix(opts.listen, io_mode::blocking, opts.listening);
   // The parent accepts only after poll reports the listener readable; the timeout bounds
   // accept in case that connection is gone by then.

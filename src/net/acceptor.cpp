@@ -19,12 +19,9 @@ constexpr auto accept_pause = std::chrono::milliseconds(100);
 
 }  // namespace
 
-acceptor::acceptor(event_loop& loop, const endpoint& ep, const listen_options& opts,
-                   accept_fn on_accept)
-    : loop_(loop),
-      listen_fd_(listen_on(ep, io_mode::nonblocking, opts)),
-      on_accept_(std::move(on_accept)) {
-  local_ = local_endpoint(listen_fd_.get(), ep.kind());
+acceptor::acceptor(event_loop& loop, unique_fd listening, transport kind, accept_fn on_accept)
+    : loop_(loop), listen_fd_(std::move(listening)), on_accept_(std::move(on_accept)) {
+  local_ = local_endpoint(listen_fd_.get(), kind);
   watch_ = loop_.watch(listen_fd_.get(), io_read, *this);
 }
 

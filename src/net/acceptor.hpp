@@ -19,7 +19,8 @@ namespace netkit::detail {
 class acceptor final : public io_handler {
  public:
   using accept_fn = std::function<void(unique_fd, endpoint)>;
-  acceptor(event_loop& loop, const endpoint& ep, const listen_options& opts, accept_fn on_accept);
+  // Takes `listening` (a listening socket of kind `kind`, non-blocking) over.
+  acceptor(event_loop& loop, unique_fd listening, transport kind, accept_fn on_accept);
   ~acceptor();
 
   const endpoint& local() const noexcept { return local_; }

@@ -1,7 +1,13 @@
 #include "netkit/net/multi_reactor.hpp"
 
+#include <fmt/format.h>
+
+#include "net/acceptor.hpp"
+#include "net/server_internal.hpp"
 #include "net/stream_engine.hpp"
+#include "netkit/error.hpp"
 #include "netkit/log.hpp"
+#include "netkit/socket.hpp"
 
 namespace netkit {
 
@@ -18,21 +24,104 @@ void send_or_log(stream_server& server, conn_id id, std::span<const std::byte> m
 }
 }  // namespace
 
+std::string_view to_string(accept_strategy s) noexcept {
+  return s == accept_strategy::dispatch ? "dispatch" : "reuseport";
+}
+
+// The dispatching acceptor: its own loop and thread, one listener.
+struct multi_reactor::dispatcher {
+  std::unique_ptr<event_loop> loop;
+  std::unique_ptr<detail::acceptor> acceptor;
+  std::thread thread;
+  std::size_t next = 0;    // the reactor that gets the next connection; acceptor thread only
+  std::uint64_t shed = 0;  // written by the thread as it ends
+};
+
 multi_reactor::multi_reactor(std::size_t threads, std::string model, server_options options,
-                             stream_handler handler) {
-  if (threads == 0) threads = 1;
+                             stream_handler handler)
+    : multi_reactor({.threads = threads,
+                     .backend = std::move(model),
+                     .accept = accept_strategy::reuseport,
+                     .listeners = {}},
+                    std::move(options), std::move(handler)) {}
+
+multi_reactor::multi_reactor(multi_reactor_options how, server_options options,
+                             stream_handler handler)
+    : strategy_(how.accept) {
+  auto threads = std::max<std::size_t>(how.threads, 1);
   encoder_ = make_encoder(options.codec);
-  options.listening.reuse_port = true;
+  if (strategy_ == accept_strategy::reuseport) {
+    if (options.listen.kind() != transport::tcp)
+      throw usage_error(fmt::format(
+          "accept strategy reuseport serves tcp:// only: its listeners share the port with "
+          "SO_REUSEPORT, which Unix sockets do not have; use dispatch for {}",
+          options.listen.to_uri()));
+    if (!how.listeners.empty() && how.listeners.size() != threads)
+      throw usage_error(
+          fmt::format("accept strategy reuseport needs one listener per thread: "
+                      "{} given for {} threads",
+                      how.listeners.size(), threads));
+    options.listening.reuse_port = true;
+  } else {
+    if (how.listeners.size() > 1)
+      throw usage_error(
+          fmt::format("accept strategy dispatch takes one listener, not {}", how.listeners.size()));
+    dispatcher_ = std::make_unique<dispatcher>();
+    dispatcher_->loop = std::make_unique<event_loop>(how.backend);
+    // The acceptor is a readiness handler; on a completion backend it waits on epoll
+    // (accepting is not the per-message path the backend is chosen for).
+    if (dispatcher_->loop->io_backend().completion_based())
+      dispatcher_->loop = std::make_unique<event_loop>("epoll");
+    auto fd = how.listeners.empty()
+                  ? listen_on(options.listen, io_mode::nonblocking, options.listening)
+                  : detail::prepare_listener(std::move(how.listeners.front()), options.listen);
+    dispatcher_->acceptor = std::make_unique<detail::acceptor>(
+        *dispatcher_->loop, std::move(fd), options.listen.kind(),
+        [this](unique_fd conn, endpoint peer) { dispatch(std::move(conn), std::move(peer)); });
+    local_ = dispatcher_->acceptor->local();
+    options.listen = local_;
+  }
   for (std::size_t i = 0; i < threads; ++i) {
     auto r = std::make_unique<reactor>();
-    r->loop = std::make_unique<event_loop>(model);
+    r->loop = std::make_unique<event_loop>(how.backend);
     options.group = static_cast<std::uint32_t>(i);
-    r->server = make_stream_server(*r->loop, options, handler);
-    if (i == 0) {
+    if (dispatcher_)
+      r->server = detail::make_adopting_server(*r->loop, options, handler);
+    else if (how.listeners.empty())
+      r->server = make_stream_server(*r->loop, options, handler);
+    else
+      r->server = make_stream_server(*r->loop, options, handler, std::move(how.listeners[i]));
+    if (i == 0 && !dispatcher_) {
       local_ = r->server->local();
       options.listen = local_;  // the others join the port the first one got
     }
     reactors_.push_back(std::move(r));
+  }
+  start_threads();
+}
+
+// On the acceptor's thread. The descriptor rides in a shared_ptr because posted work must
+// be copyable; if the reactor's loop has ended the work is dropped and the socket closed.
+void multi_reactor::dispatch(unique_fd conn, endpoint peer) {
+  auto* r = reactors_[dispatcher_->next].get();
+  dispatcher_->next = (dispatcher_->next + 1) % reactors_.size();
+  auto held = std::make_shared<unique_fd>(std::move(conn));
+  r->loop->post([r, held, peer = std::move(peer)]() mutable {
+    if (r->server) detail::adopt_accepted(*r->server, std::move(*held), std::move(peer));
+  });
+}
+
+void multi_reactor::start_threads() {
+  if (dispatcher_) {
+    dispatcher_->thread = std::thread([d = dispatcher_.get()] {
+      try {
+        d->loop->run();
+      } catch (const std::exception& e) {
+        log(log_level::error, "acceptor thread failed: {}", e.what());
+      }
+      d->shed = d->acceptor->shed();
+      d->acceptor.reset();  // closes the listener, on the thread that watched it
+    });
   }
   for (auto& r : reactors_) {
     r->thread = std::thread([raw = r.get()] {
@@ -62,16 +151,20 @@ multi_reactor::~multi_reactor() {
   join();
   // Servers before loops: a server unwatches its descriptors from its loop. (Each thread
   // has already destroyed its own; this covers a thread that never ran.)
+  if (dispatcher_) dispatcher_->acceptor.reset();
   for (auto& r : reactors_)
     r->server.reset();
 }
 
 void multi_reactor::stop() noexcept {
+  if (dispatcher_) dispatcher_->loop->stop();
   for (auto& r : reactors_)
     r->loop->stop();
 }
 
 void multi_reactor::join() {
+  // The acceptor first: until it ends it may post connections to the reactors.
+  if (dispatcher_ && dispatcher_->thread.joinable()) dispatcher_->thread.join();
   for (auto& r : reactors_)
     if (r->thread.joinable()) r->thread.join();
 }
@@ -88,6 +181,7 @@ server_stats multi_reactor::totals() const {
     t.bytes_out += s.bytes_out;
     t.open += s.open;
   }
+  if (dispatcher_) t.shed += dispatcher_->shed;
   return t;
 }
 

@@ -3,11 +3,13 @@
 #include "netkit/net/stream_server.hpp"
 
 #include <signal.h>
+#include <sys/socket.h>
 
 #include <fmt/format.h>
 
 #include "net/acceptor.hpp"
 #include "net/reactor_engine.hpp"
+#include "net/server_internal.hpp"
 #include "net/uring_acceptor.hpp"
 #include "net/uring_engine.hpp"
 #include "netkit/error.hpp"
@@ -61,18 +63,24 @@ namespace {
 
 class server final : public stream_server {
  public:
-  server(event_loop& loop, const server_options& options, stream_handler handler)
+  // Serves on `listening` (already listening, non-blocking), or, without one, only the
+  // connections handed to adopt(); local() is then options.listen.
+  server(event_loop& loop, const server_options& options, stream_handler handler,
+         std::optional<unique_fd> listening)
       : engine_(make_stream_engine(loop, *this, {options, options.max_connections, options.group},
-                                   std::move(handler))) {
+                                   std::move(handler))),
+        local_(options.listen) {
+    if (!listening) return;
     auto on_accept = [this](unique_fd fd, endpoint peer) {
       engine_->adopt(std::move(fd), std::move(peer));
     };
+    auto kind = options.listen.kind();
     if (loop.io_backend().completion_based()) {
       auto& engine = static_cast<uring_engine&>(*engine_);
-      uring_listener_ = std::make_unique<uring_acceptor>(loop, engine.uring(), options.listen,
-                                                         options.listening, on_accept);
+      uring_listener_ = std::make_unique<uring_acceptor>(loop, engine.uring(),
+                                                         std::move(*listening), kind, on_accept);
     } else {
-      listener_ = std::make_unique<acceptor>(loop, options.listen, options.listening, on_accept);
+      listener_ = std::make_unique<acceptor>(loop, std::move(*listening), kind, on_accept);
     }
   }
 
@@ -92,11 +100,13 @@ class server final : public stream_server {
 
   event_loop& loop() noexcept override { return engine_->loop(); }
   const endpoint& local() const noexcept override {
-    return uring_listener_ ? uring_listener_->local() : listener_->local();
+    if (uring_listener_) return uring_listener_->local();
+    return listener_ ? listener_->local() : local_;
   }
   const connection_stats& stats() const noexcept override {
     auto& s = engine_->stats();
-    s.shed = uring_listener_ ? uring_listener_->shed() : listener_->shed();
+    if (uring_listener_) s.shed = uring_listener_->shed();
+    if (listener_) s.shed = listener_->shed();
     return s;
   }
   void begin_shutdown() override {
@@ -106,11 +116,8 @@ class server final : public stream_server {
   }
   void stop_accepting() override {
     NETKIT_ASSERT_LOOP_THREAD(loop());
-    if (uring_listener_) {
-      uring_listener_->close();
-    } else {
-      listener_->close();
-    }
+    if (uring_listener_) uring_listener_->close();
+    if (listener_) listener_->close();
   }
   std::optional<conn_id> adopt(unique_fd fd, endpoint peer) override {
     NETKIT_ASSERT_LOOP_THREAD(loop());
@@ -123,6 +130,10 @@ class server final : public stream_server {
       log(log_level::warning, "cannot serve {}: {}", peer.to_uri(), e.what());
       return std::nullopt;
     }
+    return adopt_nonblocking(std::move(fd), std::move(peer));
+  }
+  std::optional<conn_id> adopt_nonblocking(unique_fd fd, endpoint peer) {
+    NETKIT_ASSERT_LOOP_THREAD(loop());
     return engine_->adopt(std::move(fd), std::move(peer));
   }
   connection* find(conn_id id) noexcept override {
@@ -139,19 +150,55 @@ class server final : public stream_server {
 
  private:
   std::unique_ptr<stream_engine> engine_;
+  endpoint local_;                                  // without a listener
   std::unique_ptr<acceptor> listener_;              // readiness backends
   std::unique_ptr<uring_acceptor> uring_listener_;  // io_uring
 };
 
+void require_stream(const endpoint& listen) {
+  if (!is_stream(listen.kind()))
+    throw usage_error(
+        fmt::format("{} is not a stream endpoint (use tcp:// or unix://)", listen.to_uri()));
+}
+
 }  // namespace
+
+std::unique_ptr<stream_server> make_adopting_server(event_loop& loop, server_options options,
+                                                    stream_handler handler) {
+  require_stream(options.listen);
+  return std::make_unique<server>(loop, options, std::move(handler), std::nullopt);
+}
+
+unique_fd prepare_listener(unique_fd fd, const endpoint& listen) {
+  int accepting = 0;
+  socklen_t len = sizeof accepting;
+  if (::getsockopt(fd.get(), SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) != 0)
+    throw_sys_error("getsockopt SO_ACCEPTCONN", listen.to_uri());
+  if (!accepting)
+    throw usage_error(fmt::format("descriptor {} given to serve {} is not a listening socket",
+                                  fd.get(), listen.to_uri()));
+  set_nonblocking(fd.get(), true);  // an inherited one may be blocking
+  return fd;
+}
+
+std::optional<conn_id> adopt_accepted(stream_server& s, unique_fd fd, endpoint peer) {
+  return static_cast<server&>(s).adopt_nonblocking(std::move(fd), std::move(peer));
+}
+
 }  // namespace detail
 
 std::unique_ptr<stream_server> make_stream_server(event_loop& loop, server_options options,
                                                   stream_handler handler) {
-  if (!is_stream(options.listen.kind()))
-    throw usage_error(fmt::format("{} is not a stream endpoint (use tcp:// or unix://)",
-                                  options.listen.to_uri()));
-  return std::make_unique<detail::server>(loop, options, std::move(handler));
+  detail::require_stream(options.listen);
+  auto fd = listen_on(options.listen, io_mode::nonblocking, options.listening);
+  return std::make_unique<detail::server>(loop, options, std::move(handler), std::move(fd));
+}
+
+std::unique_ptr<stream_server> make_stream_server(event_loop& loop, server_options options,
+                                                  stream_handler handler, unique_fd listening) {
+  detail::require_stream(options.listen);
+  auto fd = detail::prepare_listener(std::move(listening), options.listen);
+  return std::make_unique<detail::server>(loop, options, std::move(handler), std::move(fd));
 }
 
 int run_until_signal(event_loop& loop, stream_server& server) {

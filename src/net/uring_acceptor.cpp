@@ -24,14 +24,10 @@ constexpr int sheds_per_completion = 64;
 
 }  // namespace
 
-uring_acceptor::uring_acceptor(event_loop& loop, uring_backend& ring, const endpoint& ep,
-                               const listen_options& opts, accept_fn on_accept)
-    : loop_(loop),
-      ring_(ring),
-      // Non-blocking: io_uring waits for us, and shed_one() must never block.
-      listen_fd_(listen_on(ep, io_mode::nonblocking, opts)),
-      on_accept_(std::move(on_accept)) {
-  local_ = local_endpoint(listen_fd_.get(), ep.kind());
+uring_acceptor::uring_acceptor(event_loop& loop, uring_backend& ring, unique_fd listening,
+                               transport kind, accept_fn on_accept)
+    : loop_(loop), ring_(ring), listen_fd_(std::move(listening)), on_accept_(std::move(on_accept)) {
+  local_ = local_endpoint(listen_fd_.get(), kind);
   arm();
 }
 

@@ -26,8 +26,10 @@ namespace netkit::detail {
 class uring_acceptor final : public completion_handler {
  public:
   using accept_fn = std::function<void(unique_fd, endpoint)>;
-  uring_acceptor(event_loop& loop, uring_backend& ring, const endpoint& ep,
-                 const listen_options& opts, accept_fn on_accept);
+  // Takes `listening` (a listening socket of kind `kind`, non-blocking: io_uring waits for
+  // us, and shed_one() must never block) over.
+  uring_acceptor(event_loop& loop, uring_backend& ring, unique_fd listening, transport kind,
+                 accept_fn on_accept);
   ~uring_acceptor();
 
   const endpoint& local() const noexcept { return local_; }

@@ -20,25 +20,13 @@
 #include "support/client_io.hpp"
 #include "support/fd_leak_guard.hpp"
 #include "support/server_process.hpp"
+#include "support/temp_dir.hpp"
 
 namespace netkit::test {
 namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
-
-struct temp_dir {
-  temp_dir() {
-    std::string pattern = (fs::temp_directory_path() / "netkit-cli-XXXXXX").string();
-    if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
-    path = pattern;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  fs::path path;
-};
 
 struct run_result {
   exit_status status;

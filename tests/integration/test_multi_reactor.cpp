@@ -7,7 +7,10 @@
 //    connection's callback → no use-after-free or data race (run under ASan and TSan),
 //    exactly one on_close per connection, foreign messages arrive unless the connection
 //    closed first;
-//  - `netkit echo-server --threads 2` end to end.
+//  - dispatch (one acceptor thread, connections handed round robin): every loop gets its
+//    exact share, on tcp:// and unix://, and no thread outlives join();
+//  - `netkit echo-server --threads 2` end to end with both accept strategies, on tcp://
+//    and (dispatch) unix://; reuseport on unix:// refused with a clear message.
 #include <sys/socket.h>
 
 #include <atomic>
@@ -28,7 +31,9 @@
 #include "support/client_io.hpp"
 #include "support/echo_driver.hpp"
 #include "support/fd_leak_guard.hpp"
+#include "support/process_tree.hpp"
 #include "support/server_process.hpp"
+#include "support/temp_dir.hpp"
 
 namespace netkit::test {
 namespace {
@@ -79,6 +84,21 @@ bool wait_for_stats(multi_reactor& mr, Pred done, deadline until) {
     if (clock::now() >= until) return false;
     std::this_thread::sleep_for(5ms);
   }
+}
+
+// Bounded wait until the reactors together accepted `accepted` connections and have none open.
+bool wait_for_all_closed(multi_reactor& mr, std::uint64_t accepted, deadline until) {
+  return wait_for_stats(
+      mr,
+      [accepted](const std::vector<server_stats>& all) {
+        std::uint64_t sum = 0, open = 0;
+        for (auto& s : all) {
+          sum += s.accepted;
+          open += s.open;
+        }
+        return sum == accepted && open == 0;
+      },
+      until);
 }
 
 std::uint16_t local_port(int fd) {
@@ -175,17 +195,7 @@ TEST_P(multi_reactor_test, reuseport_spreads_connections_and_one_listener_closin
       ASSERT_EQ(problem, "") << "short connection " << i;
     }
     // Every short connection was served, and every reactor took some.
-    ASSERT_TRUE(wait_for_stats(
-        mr,
-        [&](const std::vector<server_stats>& all) {
-          std::uint64_t accepted = 0, open = 0;
-          for (auto& s : all) {
-            accepted += s.accepted;
-            open += s.open;
-          }
-          return accepted == short_conns && open == 0;
-        },
-        deadline_after(stretch(10s))))
+    ASSERT_TRUE(wait_for_all_closed(mr, short_conns, deadline_after(stretch(10s))))
         << "short connections not all accepted and closed";
     for (std::size_t i = 0; i < reactors; ++i) {
       auto s = stats_of(mr, i);
@@ -419,16 +429,91 @@ TEST_P(multi_reactor_test, foreign_thread_send_and_close_during_the_callback) {
   EXPECT_EQ(ledger.problems(), "");
 }
 
-// `netkit echo-server --threads 2`: exact echoes for many concurrent clients, then
-// SIGTERM → exit 0 with the totals logged.
-TEST_P(multi_reactor_test, echo_server_with_two_threads_end_to_end) {
+// Dispatch: the acceptor thread hands connections to the loops in turn, so 4 loops and
+// 400 short connections → each loop accepted exactly 100, on tcp:// and unix:// alike;
+// every echo exact; after join() every thread it started (4 loops + the acceptor) is gone.
+TEST_P(multi_reactor_test, dispatch_hands_connections_round_robin_to_every_loop) {
+  fd_leak_guard guard;
+  constexpr std::size_t reactors = 4;
+  constexpr std::size_t per_reactor = 100;
+  temp_dir dir;
+  for (auto listen :
+       {std::string("tcp://127.0.0.1:0"), "unix://" + (dir.path / "mr.sock").string()}) {
+    SCOPED_TRACE(listen);
+    // A sanitizer starts a helper thread of its own with the first thread: have that
+    // happen before the count.
+    std::thread([] {}).join();
+    auto threads_before = thread_count(::getpid());
+    close_ledger ledger;
+    stream_handler h;
+    h.on_connect = [&](connection& c) { ledger.on_connect(c); };
+    h.on_message = [](connection& c, std::span<const std::byte> m) { c.send(m); };
+    h.on_close = [&](connection& c, close_reason) { ledger.on_close(c); };
+    auto options = line_options();
+    options.listen = endpoint::parse(listen);
+    {
+      multi_reactor mr({.threads = reactors,
+                        .backend = GetParam(),
+                        .accept = accept_strategy::dispatch,
+                        .listeners = {}},
+                       options, h);
+      ASSERT_EQ(mr.size(), reactors);
+      EXPECT_EQ(mr.strategy(), accept_strategy::dispatch);
+      EXPECT_EQ(thread_count(::getpid()), threads_before + reactors + 1);
+      tag_reactors(mr);
+      std::mt19937_64 rng(11);
+      for (std::size_t i = 0; i < reactors * per_reactor; ++i) {
+        auto fd = connect_client(mr.local());
+        std::string line = fmt::format("conn {} ", i);
+        line.append(rng() % 3000, static_cast<char>('a' + rng() % 26));
+        ASSERT_EQ(line_round_trip(fd.get(), line, deadline_after(stretch(5s))), "")
+            << "connection " << i;
+      }
+      ASSERT_TRUE(wait_for_all_closed(mr, reactors * per_reactor, deadline_after(stretch(10s))));
+      for (std::size_t i = 0; i < reactors; ++i)
+        EXPECT_EQ(stats_of(mr, i).accepted, per_reactor) << "reactor " << i;
+      mr.stop();
+      mr.join();
+      EXPECT_EQ(mr.totals().accepted, reactors * per_reactor);
+      EXPECT_EQ(thread_count(::getpid()), threads_before) << "a thread outlived join()";
+    }
+    EXPECT_EQ(ledger.problems(), "");
+  }
+}
+
+// reuseport cannot serve a Unix socket: refused before any thread starts, saying why.
+TEST_P(multi_reactor_test, reuseport_refuses_a_unix_socket_and_names_dispatch) {
+  fd_leak_guard guard;
+  auto options = line_options();
+  options.listen = endpoint::parse("unix://@netkit-mr-refused-" + std::to_string(::getpid()));
+  try {
+    multi_reactor mr({.threads = 2,
+                      .backend = GetParam(),
+                      .accept = accept_strategy::reuseport,
+                      .listeners = {}},
+                     options, {});
+    ADD_FAILURE() << "reuseport on a Unix socket was accepted";
+  } catch (const usage_error& e) {
+    std::string what = e.what();
+    EXPECT_NE(what.find("SO_REUSEPORT"), std::string::npos) << what;
+    EXPECT_NE(what.find("dispatch"), std::string::npos) << what;
+  }
+}
+
+// `netkit echo-server --threads 2 [ARGS]` on `listen`: exact echoes for many concurrent
+// clients, then SIGTERM → exit 0 with the totals logged and no worker thread left.
+void echo_server_with_two_threads(const std::string& backend, const std::string& listen,
+                                  std::vector<std::string> args, std::string_view banner_has) {
   fd_leak_guard guard;
   server_config config;
-  config.model = GetParam();
+  config.model = backend;
   config.codec = "length";
+  config.listen = listen;
   config.extra_args = {"--threads", "2"};
+  config.extra_args.insert(config.extra_args.end(), args.begin(), args.end());
   server_process server(config);
   EXPECT_NE(server.banner().find("threads=2"), std::string::npos) << server.banner();
+  EXPECT_NE(server.banner().find(banner_has), std::string::npos) << server.banner();
   std::mt19937_64 rng(19);
   auto spec = codec_spec::parse(config.codec);
   std::vector<echo_plan> plans(scaled(64, 24));
@@ -437,7 +522,7 @@ TEST_P(multi_reactor_test, echo_server_with_two_threads_end_to_end) {
         make_framed_stream(spec, rng, scaled(60, 20), 3000));
     p.max_split = 257;
   }
-  auto run = run_echo_clients(server.local(), plans, deadline_after(stretch(60s)), 23, GetParam());
+  auto run = run_echo_clients(server.local(), plans, deadline_after(stretch(60s)), 23, backend);
   EXPECT_EQ(run.problems(plans), "");
   EXPECT_TRUE(server.alive());
   auto status = server.terminate();
@@ -446,6 +531,41 @@ TEST_P(multi_reactor_test, echo_server_with_two_threads_end_to_end) {
   EXPECT_NE(server.log().find(fmt::format("{} connections served", plans.size())),
             std::string::npos)
       << server.log();
+}
+
+TEST_P(multi_reactor_test, echo_server_with_two_threads_end_to_end) {
+  // Without --accept: the default strategy.
+  echo_server_with_two_threads(GetParam(), "tcp://127.0.0.1:0", {},
+                               fmt::format(" accept={} ", to_string(default_accept_strategy)));
+}
+
+TEST_P(multi_reactor_test, echo_server_with_two_threads_reuseport_end_to_end) {
+  echo_server_with_two_threads(GetParam(), "tcp://127.0.0.1:0", {"--accept", "reuseport"},
+                               " accept=reuseport ");
+}
+
+TEST_P(multi_reactor_test, echo_server_with_two_threads_dispatching_end_to_end) {
+  echo_server_with_two_threads(GetParam(), "tcp://127.0.0.1:0", {"--accept", "dispatch"},
+                               " accept=dispatch ");
+}
+
+// Unix: reuseport is refused with the reason; dispatch (also what --threads picks there
+// when --accept is not given) serves.
+TEST_P(multi_reactor_test, echo_server_with_two_threads_on_a_unix_socket) {
+  temp_dir dir;
+  auto listen = "unix://" + (dir.path / "echo.sock").string();
+  echo_server_with_two_threads(GetParam(), listen, {}, " accept=dispatch ");
+  EXPECT_FALSE(std::filesystem::exists(std::filesystem::symlink_status(dir.path / "echo.sock")));
+
+  child_process refused(echo_server_command(
+      {"--listen", listen, "--model", GetParam(), "--threads", "2", "--accept", "reuseport"}));
+  auto st = refused.wait(deadline_after(stretch(10s)));
+  ASSERT_TRUE(st);
+  EXPECT_NE(st->code, 0);
+  auto err = refused.stderr_text();
+  EXPECT_NE(err.find("--accept reuseport"), std::string::npos) << err;
+  EXPECT_NE(err.find("Unix sockets do not have"), std::string::npos) << err;
+  EXPECT_NE(err.find("--accept dispatch"), std::string::npos) << err;
 }
 
 INSTANTIATE_TEST_SUITE_P(all, multi_reactor_test, every_backend(), param_name{});

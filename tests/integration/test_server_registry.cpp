@@ -169,13 +169,14 @@ TEST(server_registry, a_transport_the_model_does_not_serve_is_refused) {
   EXPECT_EQ(sigio.status.code, 1);
   EXPECT_THAT(sigio.err, HasSubstr("--model sigio serves udp:// and unix-dgram:// (datagram), "
                                    "not tcp://127.0.0.1:0"));
-  auto multi =
-      run_echo_server({"--listen", "unix:///nonexistent/s.sock", "--model", "multi-reactor"});
+  // The multi-reactor serves unix:// by dispatch only: reuseport is refused, saying why.
+  auto multi = run_echo_server({"--listen", "unix:///nonexistent/s.sock", "--model",
+                                "multi-reactor", "--accept", "reuseport"});
   EXPECT_EQ(multi.status.code, 1);
-  EXPECT_THAT(multi.err, HasSubstr("--model multi-reactor serves tcp:// (stream), not "
-                                   "unix:///nonexistent/s.sock"));
-  auto threads = run_echo_server(
-      {"--listen", "unix:///nonexistent/s.sock", "--model", "poll", "--threads", "2"});
+  EXPECT_THAT(multi.err, HasSubstr("--accept reuseport (the multi-reactor's --threads"));
+  EXPECT_THAT(multi.err, HasSubstr("serves tcp:// only"));
+  auto threads = run_echo_server({"--listen", "unix:///nonexistent/s.sock", "--model", "poll",
+                                  "--threads", "2", "--accept", "reuseport"});
   EXPECT_EQ(threads.status.code, 1);
   EXPECT_THAT(threads.err, HasSubstr("serves tcp:// only"));
 }

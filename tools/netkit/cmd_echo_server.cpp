@@ -183,8 +183,8 @@ void add_echo_server(CLI::App& app) {
              ->capture_default_str());
   common(common_option::threads,
          cmd->add_option("--threads,-t", args.threads,
-                         "Multi-reactor: this many event loops, one per thread, each with its own "
-                         "SO_REUSEPORT listener on the same port")
+                         "Multi-reactor: this many event loops, one per thread, sharing the "
+                         "connections as --accept says")
              ->capture_default_str()
              ->check(CLI::Range(1, 256)));
   common(common_option::reuse_port, cmd->add_flag("--reuse-port", args.reuse_port,

@@ -53,6 +53,11 @@ class stream_server : public connection_group {
 // Binds and listens (throws sys_error naming the endpoint), then serves on `loop`.
 std::unique_ptr<stream_server> make_stream_server(event_loop& loop, server_options options,
                                                   stream_handler handler);
+// Serves on `listening`, a socket already listening (created by a supervising parent before
+// fork, or by a service manager); options.listen names its transport and options.listening
+// is not used. Takes ownership; throws usage_error if it is not listening.
+std::unique_ptr<stream_server> make_stream_server(event_loop& loop, server_options options,
+                                                  stream_handler handler, unique_fd listening);
 
 // Serves until SIGINT/SIGTERM, then stops gracefully. Returns the signal that stopped it.
 int run_until_signal(event_loop& loop, stream_server& server);

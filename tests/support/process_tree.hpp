@@ -1,0 +1,33 @@
+// What a test sees of a server's worker processes from /proc: its children, their state,
+// their threads and the sockets they hold.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <vector>
+
+#include "support/test_env.hpp"
+
+namespace netkit::test {
+
+// Children of `pid` (its main thread's children file: the supervising parents under test
+// fork from their main thread).
+std::vector<pid_t> children_of(pid_t pid);
+
+// State letter from /proc/PID/stat ('Z' for a zombie), or '?' if the process is gone.
+char process_state(pid_t pid);
+
+// Children of `pid` that are zombies.
+int zombie_children(pid_t pid);
+
+// Polls until `pid` has exactly `n` children, none a zombie, and none of `gone`.
+bool wait_for_workers(pid_t pid, std::size_t n, const std::vector<pid_t>& gone, deadline until);
+
+// Threads of `pid` (entries of /proc/PID/task); 0 if it is gone.
+std::size_t thread_count(pid_t pid);
+
+// Descriptors of `pid` that are sockets (links "socket:[inode]" in /proc/PID/fd).
+std::size_t socket_count(pid_t pid);
+
+}  // namespace netkit::test
