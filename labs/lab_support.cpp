@@ -1,15 +1,21 @@
 #include "lab_support.hpp"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cerrno>
+#include <cstring>
+#include <fstream>
 #include <thread>
 
 #include "netkit/error.hpp"
 #include "netkit/socket.hpp"
+#include "support/children.hpp"
 
 namespace netkit::labs {
 
@@ -143,6 +149,85 @@ end_state wait_for_state(lab_context& ctx, int fd, const endpoint& local, const 
     if (seen.state == want || std::chrono::steady_clock::now() >= until) return seen;
     std::this_thread::sleep_for(1ms);
   }
+}
+
+std::string child_result::describe() const {
+  std::string text = servers::support::describe_exit(status);
+  if (WIFSIGNALED(status)) text += fmt::format(" ({})", sigabbrev_np(WTERMSIG(status)) ?: "?");
+  if (timed_out) text += " (killed at the deadline)";
+  return text;
+}
+
+bool write_all(int fd, std::string_view text) {
+  while (!text.empty()) {
+    ssize_t n = ::write(fd, text.data(), text.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    text.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return true;
+}
+
+child_result run_child(const std::function<int(int out_fd)>& body,
+                       std::chrono::milliseconds timeout) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) throw_sys_error("pipe2", "lab child");
+  unique_fd read_end(fds[0]);
+  unique_fd write_end(fds[1]);
+  pid_t pid = ::fork();
+  if (pid < 0) throw_sys_error("fork", "lab child");
+  if (pid == 0) {
+    read_end.reset();
+    int code = 70;
+    try {
+      code = body(write_end.get());
+    } catch (const std::exception& e) {
+      write_all(write_end.get(), fmt::format("error={}\n", e.what()));
+    }
+    ::_exit(code);
+  }
+  write_end.reset();
+  child_result result;
+  auto until = std::chrono::steady_clock::now() + timeout;
+  std::array<char, 4096> buffer;
+  // Bounded by the deadline.
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        until - std::chrono::steady_clock::now());
+    if (left.count() <= 0 || !wait_readable(read_end.get(), left)) break;
+    ssize_t n = ::read(read_end.get(), buffer.data(), buffer.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    result.output.append(buffer.data(), static_cast<std::size_t>(n));
+  }
+  for (;;) {
+    pid_t r = ::waitpid(pid, &result.status, WNOHANG);
+    if (r == pid) return result;
+    if (r < 0 && errno != EINTR) throw_sys_error("waitpid", fmt::format("pid {}", pid));
+    if (std::chrono::steady_clock::now() >= until) break;
+    std::this_thread::sleep_for(1ms);
+  }
+  result.timed_out = true;
+  servers::support::kill_and_reap(pid);
+  result.status = SIGKILL;  // the wait status of a process killed by SIGKILL
+  return result;
+}
+
+char process_state(pid_t pid) {
+  std::ifstream stat(fmt::format("/proc/{}/stat", pid));
+  std::string text;
+  if (!stat || !std::getline(stat, text)) return 0;
+  // "PID (COMM) S ...": COMM may hold spaces and parentheses, so look after the last ')'.
+  auto close = text.rfind(')');
+  if (close == std::string::npos || close + 2 >= text.size()) return 0;
+  return text[close + 2];
+}
+
+std::string read_sys_value(const char* path) {
+  std::ifstream file(path);
+  std::string line;
+  std::getline(file, line);
+  return line;
 }
 
 }  // namespace netkit::labs

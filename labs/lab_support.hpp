@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -68,7 +69,31 @@ end_state wait_for_state(lab_context& ctx, int fd, const endpoint& local, const 
 // "127.0.0.1:40000".
 std::string host_port(const endpoint& ep);
 
-// getsockopt/setsockopt of an int option that throws sys_error naming `what`.
+// How a child process of run_child ended, and what it wrote to its pipe.
+struct child_result {
+  int status = 0;          // waitpid status
+  bool timed_out = false;  // it was killed at the deadline
+  std::string output;
+  std::string describe() const;  // "exited with status 0", "was killed by signal 13 (SIGPIPE)"
+};
+
+// Forks; the child runs body(out_fd) and _exits with its result (an exception: 70). The
+// parent reads out_fd's text until EOF and reaps the child; at `timeout` it kills (by pid)
+// and reaps it. Descendants of the child must close out_fd, or the read waits for them.
+child_result run_child(const std::function<int(int out_fd)>& body,
+                       std::chrono::milliseconds timeout = 3000ms);
+
+// Writes all of `text` to `fd` (a child's report); false on error.
+bool write_all(int fd, std::string_view text);
+
+// The process state letter of `pid` from /proc/PID/stat ('R', 'S', 'Z', ...); 0 if gone.
+char process_state(pid_t pid);
+
+// The first line of a /proc/sys file ("" if unreadable).
+std::string read_sys_value(const char* path);
+
+// setsockopt of an int option that throws sys_error naming `what`. that throws sys_error naming
+// `what`.
 void set_int_option(int fd, int level, int name, int value, const char* what);
 
 }  // namespace netkit::labs
