@@ -93,5 +93,7 @@ lab_report run_lab(const lab& l, const lab_options& options = {});
 // The report for a person, and as one JSON object (no trailing newline).
 std::string format_text(const lab_report& r);
 std::string format_json(const lab_report& r);
+// One lab's name and summary as a JSON object, for `netkit lab --list --json`.
+std::string format_json(const lab& l);
 
 }  // namespace netkit::labs

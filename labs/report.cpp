@@ -92,4 +92,8 @@ std::string format_json(const lab_report& r) {
       json_strings(r.observations), checks, r.passed() ? "true" : "false");
 }
 
+std::string format_json(const lab& l) {
+  return fmt::format("{{\"lab\":{},\"summary\":{}}}", json_string(l.name), json_string(l.summary));
+}
+
 }  // namespace netkit::labs

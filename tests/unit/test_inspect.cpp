@@ -1,7 +1,16 @@
 // The inspect layer: TCP_INFO, and the kernel's TCP table from sock_diag and from
 // /proc/net/tcp{,6} (forced), on real loopback sockets and on fixed /proc text.
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <netinet/in.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstddef>
 
 #include <chrono>
 #include <thread>
@@ -173,6 +182,69 @@ TEST(socket_table, automatic_uses_netlink_where_it_is_allowed) {
   auto table = list_tcp_sockets({.port = 1});
   EXPECT_EQ(table.source, table_source::netlink) << table.fallback_reason;
   EXPECT_TRUE(table.fallback_reason.empty());
+}
+
+// Makes socket(AF_NETLINK, ...) fail with EPERM in this process from now on (a seccomp
+// filter, as a sandbox would install); false where seccomp is unavailable.
+bool refuse_netlink_sockets() {
+#if defined(__x86_64__)
+  constexpr std::uint32_t arch = AUDIT_ARCH_X86_64;
+#elif defined(__aarch64__)
+  constexpr std::uint32_t arch = AUDIT_ARCH_AARCH64;
+#else
+  return false;
+#endif
+  sock_filter filter[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, arch, 1, 0),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_socket, 0, 3),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, args[0])),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_NETLINK, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  sock_fprog program{static_cast<unsigned short>(std::size(filter)), filter};
+  return ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+         ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program) == 0;
+}
+
+TEST(socket_table, automatic_falls_back_to_proc_when_netlink_is_refused) {
+  test::fd_leak_guard guard;
+  // In a child: the filter cannot be removed once installed.
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    if (!refuse_netlink_sockets()) ::_exit(77);
+    int code = 0;
+    try {
+      auto listener = listen_on(endpoint::parse("tcp://127.0.0.1:0"), io_mode::blocking);
+      auto at = local_endpoint(listener.get(), transport::tcp);
+      auto table = list_tcp_sockets({.port = at.port()});
+      if (table.source != table_source::proc)
+        code = 1;
+      else if (table.fallback_reason.find("AF_NETLINK") == std::string::npos)
+        code = 2;
+      else if (!find_connection(table, at, any4()))
+        code = 3;
+      try {
+        list_tcp_sockets({.source = table_source::netlink});
+        code = 4;  // forced netlink must fail, not fall back
+      } catch (const sys_error& e) {
+        if (e.errno_value() != EPERM) code = 5;
+      }
+    } catch (...) {
+      code = 6;
+    }
+    ::_exit(code);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  if (WEXITSTATUS(status) == 77) GTEST_SKIP() << "seccomp unavailable";
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "1: not proc, 2: no reason, 3: listener missing, "
+                                       "4: forced netlink succeeded, 5: not EPERM, 6: threw";
 }
 
 TEST(socket_table, netlink_and_proc_agree_on_a_connection) {

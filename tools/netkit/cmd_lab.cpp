@@ -1,5 +1,4 @@
 // netkit lab NAME...: run the TCP/UDP labs (labs/), for a person or as JSON for scripts.
-#include <map>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -17,13 +16,19 @@ struct lab_args {
   bool list = false;
   bool all = false;
   bool json = false;
-  inspect::table_source table = inspect::table_source::automatic;
+  std::string table = "auto";
 };
+
+inspect::table_source source_of(const std::string& name) {
+  if (name == "netlink") return inspect::table_source::netlink;
+  if (name == "proc") return inspect::table_source::proc;
+  return inspect::table_source::automatic;
+}
 
 void list_labs(bool json) {
   for (const auto& l : labs::all_labs()) {
     if (json)
-      fmt::print("{{\"lab\":\"{}\",\"summary\":\"{}\"}}\n", l.name, l.summary);
+      fmt::print("{}\n", labs::format_json(l));
     else
       fmt::print("  {:<12} {}\n", l.name, l.summary);
   }
@@ -44,7 +49,7 @@ void run(const lab_args& args) {
   if (chosen.empty()) throw usage_error("name a lab, or give --all or --list");
   std::vector<std::string> failed;
   for (const auto* l : chosen) {
-    auto report = labs::run_lab(*l, {.table = args.table});
+    auto report = labs::run_lab(*l, {.table = source_of(args.table)});
     if (args.json)
       fmt::print("{}\n", labs::format_json(report));
     else
@@ -69,15 +74,11 @@ void add_lab(CLI::App& app) {
   cmd->add_flag("--list", args.list, "List the labs");
   cmd->add_flag("--all", args.all, "Run every lab");
   cmd->add_flag("--json", args.json, "One JSON object per lab: expected, observed, checks, pass");
-  static const std::map<std::string, inspect::table_source> sources{
-      {"auto", inspect::table_source::automatic},
-      {"netlink", inspect::table_source::netlink},
-      {"proc", inspect::table_source::proc}};
   cmd->add_option("--table-source", args.table,
                   "Where socket states come from: auto (sock_diag, /proc if refused), netlink, "
                   "proc (/proc/net/tcp{,6})")
-      ->transform(CLI::CheckedTransformer(sources, CLI::ignore_case))
-      ->default_str("auto");
+      ->check(CLI::IsMember({"auto", "netlink", "proc"}))
+      ->capture_default_str();
   cmd->callback([] { run(args); });
 }
 
