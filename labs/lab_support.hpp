@@ -64,7 +64,7 @@ end_state observe_end(lab_context& ctx, int fd, const endpoint& local, const end
 // Observes until the end is in `want` or `timeout` passes; returns the last observation.
 // Bounded: one table read every millisecond or so.
 end_state wait_for_state(lab_context& ctx, int fd, const endpoint& local, const endpoint& remote,
-                         inspect::tcp_state want, std::chrono::milliseconds timeout = 1000ms);
+                         inspect::tcp_state want, std::chrono::milliseconds timeout = 2000ms);
 
 // "127.0.0.1:40000".
 std::string host_port(const endpoint& ep);

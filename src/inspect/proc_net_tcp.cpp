@@ -62,18 +62,29 @@ std::vector<std::string_view> fields_of(std::string_view line) {
   return fields;
 }
 
+// The port of "ADDRESS:PORT", if it parses.
+std::optional<std::uint16_t> port_of(std::string_view address) {
+  auto colon = address.find(':');
+  std::uint16_t port = 0;
+  if (colon == std::string_view::npos || !parse_hex(address.substr(colon + 1), port))
+    return std::nullopt;
+  return port;
+}
+
 // "sl local rem st tx:rx tr:when retrnsmt uid timeout inode ..."
-std::optional<socket_entry> parse_line(std::string_view line, int family, long ticks) {
+std::optional<socket_entry> parse_line(std::string_view line, int family, long ticks,
+                                       std::uint32_t states, std::optional<std::uint16_t> port) {
   auto f = fields_of(line);
   if (f.size() < 10 || f[0].empty() || f[0].back() != ':') return std::nullopt;
-  socket_entry e;
   unsigned state = 0;
-  if (!parse_address(f[1], family, e.local) || !parse_address(f[2], family, e.remote) ||
-      !parse_hex(f[3], state))
-    return std::nullopt;
+  if (!parse_hex(f[3], state)) return std::nullopt;
   auto kernel_state = state_from_kernel(state);
-  if (!kernel_state) return std::nullopt;
+  if (!kernel_state || !(states & state_bit(*kernel_state))) return std::nullopt;
+  if (port && port_of(f[1]) != port && port_of(f[2]) != port) return std::nullopt;
+  socket_entry e;
   e.state = *kernel_state;
+  if (!parse_address(f[1], family, e.local) || !parse_address(f[2], family, e.remote))
+    return std::nullopt;
   auto queues = f[4].find(':');
   auto timer = f[5].find(':');
   if (queues == std::string_view::npos || timer == std::string_view::npos) return std::nullopt;
@@ -94,22 +105,30 @@ std::optional<socket_entry> parse_line(std::string_view line, int family, long t
 
 std::vector<socket_entry> parse_proc_net_tcp(std::string_view text, int family,
                                              long ticks_per_second) {
-  std::vector<socket_entry> entries;
-  // Bounded by the text: each pass consumes one line.
-  while (!text.empty()) {
-    auto end = text.find('\n');
-    std::string_view line = text.substr(0, end);
-    text = end == std::string_view::npos ? std::string_view{} : text.substr(end + 1);
-    if (auto e = parse_line(line, family, ticks_per_second)) entries.push_back(std::move(*e));
-  }
-  return entries;
+  return detail::parse_proc_lines(text, family, ticks_per_second, all_states, std::nullopt);
 }
 
 }  // namespace netkit::inspect
 
 namespace netkit::detail {
 
-std::vector<inspect::socket_entry> read_proc_net_tcp(std::uint32_t states) {
+std::vector<inspect::socket_entry> parse_proc_lines(std::string_view text, int family,
+                                                    long ticks_per_second, std::uint32_t states,
+                                                    std::optional<std::uint16_t> port) {
+  std::vector<inspect::socket_entry> entries;
+  // Bounded by the text: each pass consumes one line.
+  while (!text.empty()) {
+    auto end = text.find('\n');
+    std::string_view line = text.substr(0, end);
+    text = end == std::string_view::npos ? std::string_view{} : text.substr(end + 1);
+    if (auto e = inspect::parse_line(line, family, ticks_per_second, states, port))
+      entries.push_back(std::move(*e));
+  }
+  return entries;
+}
+
+std::vector<inspect::socket_entry> read_proc_net_tcp(std::uint32_t states,
+                                                     std::optional<std::uint16_t> port) {
   std::vector<inspect::socket_entry> entries;
   long ticks = ::sysconf(_SC_CLK_TCK);
   for (auto [path, family] : {std::pair{"/proc/net/tcp", AF_INET}, {"/proc/net/tcp6", AF_INET6}}) {
@@ -121,8 +140,8 @@ std::vector<inspect::socket_entry> read_proc_net_tcp(std::uint32_t states) {
     std::ostringstream text;
     text << file.rdbuf();
     if (file.bad()) throw_sys_error(EIO, "read", path);
-    for (auto& e : inspect::parse_proc_net_tcp(text.str(), family, ticks))
-      if (states & inspect::state_bit(e.state)) entries.push_back(std::move(e));
+    for (auto& e : parse_proc_lines(text.str(), family, ticks, states, port))
+      entries.push_back(std::move(e));
   }
   return entries;
 }

@@ -45,13 +45,45 @@ socket_entry entry_of(const inet_diag_msg& msg) {
   return e;
 }
 
-void dump_family(int fd, int family, std::uint32_t states, std::uint32_t seq,
-                 std::vector<socket_entry>& out) {
+// INET_DIAG bytecode for "local port == P or remote port == P", laid out as ss(8) lays out
+// an OR: [S_EQ P] [JMP] [D_EQ P]. The kernel walks it per socket: landing exactly on the end
+// accepts, jumping 4 past it rejects; every jump is checked by inet_diag_bc_audit.
+struct port_filter {
+  inet_diag_bc_op local_is, local_port, jump, remote_is, remote_port;
+};
+
+port_filter filter_for(std::uint16_t port) {
+  constexpr std::uint8_t compare = 2 * sizeof(inet_diag_bc_op);  // an op and its operand
+  constexpr std::uint8_t jump = sizeof(inet_diag_bc_op);
+  port_filter f{};
+  // Local port matches: go on to the JMP, which always takes its `no` to the end (accept).
+  // Otherwise skip the JMP to the remote-port test.
+  f.local_is = {INET_DIAG_BC_S_EQ, compare, compare + jump};
+  f.local_port = {0, 0, port};
+  f.jump = {INET_DIAG_BC_JMP, jump, jump + compare};
+  // Remote port matches: the end (accept); otherwise 4 past the end (reject).
+  f.remote_is = {INET_DIAG_BC_D_EQ, compare, compare + 4};
+  f.remote_port = {0, 0, port};
+  return f;
+}
+
+void dump_family(int fd, int family, std::uint32_t states, std::optional<std::uint16_t> port,
+                 std::uint32_t seq, std::vector<socket_entry>& out) {
   struct {
     nlmsghdr header;
     inet_diag_req_v2 request;
+    nlattr bytecode_header;
+    port_filter bytecode;
   } message{};
-  message.header.nlmsg_len = sizeof message;
+  static_assert(
+      sizeof message == NLMSG_LENGTH(sizeof(inet_diag_req_v2)) + NLA_HDRLEN + sizeof(port_filter),
+      "no padding between the request and its attribute");
+  message.header.nlmsg_len = port ? sizeof message : NLMSG_LENGTH(sizeof(inet_diag_req_v2));
+  if (port) {
+    message.bytecode_header.nla_type = INET_DIAG_REQ_BYTECODE;
+    message.bytecode_header.nla_len = NLA_HDRLEN + sizeof(port_filter);
+    message.bytecode = filter_for(*port);
+  }
   message.header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
   message.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
   message.header.nlmsg_seq = seq;
@@ -60,7 +92,7 @@ void dump_family(int fd, int family, std::uint32_t states, std::uint32_t seq,
   message.request.idiag_states = states;
   sockaddr_nl kernel{};
   kernel.nl_family = AF_NETLINK;
-  if (::sendto(fd, &message, sizeof message, 0, reinterpret_cast<sockaddr*>(&kernel),
+  if (::sendto(fd, &message, message.header.nlmsg_len, 0, reinterpret_cast<sockaddr*>(&kernel),
                sizeof kernel) < 0)
     throw_sys_error("sock_diag request", family_text(family));
 
@@ -97,7 +129,7 @@ void dump_family(int fd, int family, std::uint32_t states, std::uint32_t seq,
 
 }  // namespace
 
-std::vector<socket_entry> read_sock_diag(std::uint32_t states) {
+std::vector<socket_entry> read_sock_diag(std::uint32_t states, std::optional<std::uint16_t> port) {
   unique_fd fd(::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
   if (!fd) throw_sys_error("socket", "AF_NETLINK NETLINK_SOCK_DIAG");
   // A kernel that never answers must not hang the caller.
@@ -108,7 +140,7 @@ std::vector<socket_entry> read_sock_diag(std::uint32_t states) {
   std::uint32_t seq = 1;
   for (int family : {AF_INET, AF_INET6}) {
     try {
-      dump_family(fd.get(), family, states, seq++, entries);
+      dump_family(fd.get(), family, states, port, seq++, entries);
     } catch (const sys_error& e) {
       // A kernel without IPv6 has no tcp6 table; that is an empty answer, not a failure.
       if (family == AF_INET6 && e.errno_value() == ENOENT) continue;

@@ -65,28 +65,23 @@ socket_table list_tcp_sockets(const socket_query& query) {
   switch (query.source) {
     case table_source::netlink:
       table.source = table_source::netlink;
-      table.entries = detail::read_sock_diag(query.states);
+      table.entries = detail::read_sock_diag(query.states, query.port);
       break;
     case table_source::proc:
       table.source = table_source::proc;
-      table.entries = detail::read_proc_net_tcp(query.states);
+      table.entries = detail::read_proc_net_tcp(query.states, query.port);
       break;
     case table_source::automatic:
       try {
         table.source = table_source::netlink;
-        table.entries = detail::read_sock_diag(query.states);
+        table.entries = detail::read_sock_diag(query.states, query.port);
       } catch (const sys_error& e) {
         // Netlink refused (seccomp, a kernel without INET_DIAG): the /proc files say the same.
         table.source = table_source::proc;
         table.fallback_reason = e.what();
-        table.entries = detail::read_proc_net_tcp(query.states);
+        table.entries = detail::read_proc_net_tcp(query.states, query.port);
       }
       break;
-  }
-  if (query.port) {
-    std::erase_if(table.entries, [port = *query.port](const socket_entry& e) {
-      return e.local.port() != port && e.remote.port() != port;
-    });
   }
   return table;
 }
