@@ -9,6 +9,7 @@
 #include "lab.hpp"
 #include "support/child_process.hpp"
 #include "support/fd_leak_guard.hpp"
+#include "support/seccomp.hpp"
 #include "support/server_process.hpp"
 
 namespace netkit::labs {
@@ -108,9 +109,11 @@ struct run_result {
   std::string stderr_text;
 };
 
-run_result run_netkit(std::vector<std::string> args) {
+run_result run_netkit(std::vector<std::string> args, bool (*before_exec)() = nullptr) {
   args.insert(args.begin(), test::netkit_cli());
-  test::child_process child(test::child_options{args, std::nullopt, {}});
+  test::child_options options{args, std::nullopt, {}};
+  options.before_exec = before_exec;
+  test::child_process child(options);
   auto until = test::deadline_after(test::stretch(30s));
   run_result r;
   while (auto line = child.read_line(until))
@@ -154,6 +157,28 @@ TEST(lab_command, text_says_what_to_look_for_then_what_the_kernel_did) {
   EXPECT_EQ(r.lines[1], "look for:");
   EXPECT_THAT(r.lines, testing::Contains("what the kernel did:"));
   EXPECT_EQ(r.lines.back(), "result: PASS (4 of 4 checks passed)");
+}
+
+// Where netlink is refused (a seccomp filter), the labs read /proc/net/tcp instead and say
+// so; forced to netlink, the lab fails, says why, and the command exits 1.
+TEST(lab_command, falls_back_to_proc_or_fails_with_exit_1_when_netlink_is_refused) {
+  test::fd_leak_guard leaks;
+  auto fallback = run_netkit({"lab", "close-wait", "--json"}, test::deny_netlink_sockets);
+  if (fallback.status.code == 126) GTEST_SKIP() << "seccomp unavailable";
+  EXPECT_TRUE(fallback.status.exited_normally()) << fallback.stderr_text;
+  ASSERT_EQ(fallback.lines.size(), 1u);
+  EXPECT_THAT(fallback.lines[0], HasSubstr("netlink refused"));
+  EXPECT_THAT(fallback.lines[0], HasSubstr("EPERM"));
+  EXPECT_TRUE(fallback.lines[0].ends_with("\"pass\":true}")) << fallback.lines[0];
+
+  auto forced = run_netkit({"lab", "close-wait", "--json", "--table-source", "netlink"},
+                           test::deny_netlink_sockets);
+  EXPECT_EQ(forced.status.code, 1);
+  EXPECT_THAT(forced.stderr_text, HasSubstr("lab failed: close-wait"));
+  ASSERT_EQ(forced.lines.size(), 1u);
+  EXPECT_THAT(forced.lines[0], HasSubstr("\"result\":\"fail\""));
+  EXPECT_THAT(forced.lines[0], HasSubstr("AF_NETLINK"));
+  EXPECT_TRUE(forced.lines[0].ends_with("\"pass\":false}")) << forced.lines[0];
 }
 
 TEST(lab_command, refuses_an_unknown_lab) {

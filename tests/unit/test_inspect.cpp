@@ -1,16 +1,9 @@
 // The inspect layer: TCP_INFO, and the kernel's TCP table from sock_diag and from
 // /proc/net/tcp{,6} (forced), on real loopback sockets and on fixed /proc text.
-#include <linux/audit.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
 #include <netinet/in.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <cstddef>
 
 #include <chrono>
 #include <thread>
@@ -23,6 +16,7 @@
 #include "netkit/inspect/tcp_info.hpp"
 #include "netkit/socket.hpp"
 #include "support/fd_leak_guard.hpp"
+#include "support/seccomp.hpp"
 
 namespace netkit::inspect {
 namespace {
@@ -184,39 +178,13 @@ TEST(socket_table, automatic_uses_netlink_where_it_is_allowed) {
   EXPECT_TRUE(table.fallback_reason.empty());
 }
 
-// Makes socket(AF_NETLINK, ...) fail with EPERM in this process from now on (a seccomp
-// filter, as a sandbox would install); false where seccomp is unavailable.
-bool refuse_netlink_sockets() {
-#if defined(__x86_64__)
-  constexpr std::uint32_t arch = AUDIT_ARCH_X86_64;
-#elif defined(__aarch64__)
-  constexpr std::uint32_t arch = AUDIT_ARCH_AARCH64;
-#else
-  return false;
-#endif
-  sock_filter filter[] = {
-      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, arch, 1, 0),
-      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_socket, 0, 3),
-      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, args[0])),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_NETLINK, 0, 1),
-      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
-      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-  };
-  sock_fprog program{static_cast<unsigned short>(std::size(filter)), filter};
-  return ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
-         ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program) == 0;
-}
-
 TEST(socket_table, automatic_falls_back_to_proc_when_netlink_is_refused) {
   test::fd_leak_guard guard;
   // In a child: the filter cannot be removed once installed.
   pid_t pid = ::fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
-    if (!refuse_netlink_sockets()) ::_exit(77);
+    if (!test::deny_netlink_sockets()) ::_exit(77);
     int code = 0;
     try {
       auto listener = listen_on(endpoint::parse("tcp://127.0.0.1:0"), io_mode::blocking);
