@@ -7,7 +7,9 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <map>
+#include <vector>
 
 #include "lab_support.hpp"
 #include "netkit/error.hpp"
@@ -43,6 +45,11 @@ class state_walk {
     if (seen.state) {
       double ms = std::chrono::duration<double, std::milli>(ctx_.elapsed()).count();
       sightings_.try_emplace(*seen.state, first_sighting{who, ms});
+      auto key = fmt::format("{:<6} {} -> {}", who, host_port(local), host_port(remote));
+      auto it =
+          std::find_if(paths_.begin(), paths_.end(), [&](const auto& p) { return p.first == key; });
+      if (it == paths_.end()) it = paths_.insert(paths_.end(), {key, {}});
+      if (it->second.empty() || it->second.back() != *seen.state) it->second.push_back(*seen.state);
     }
     if (seen.state != want) misses_[want] = fmt::format("{}: {}", who, seen.describe());
     return seen.state == want;
@@ -51,10 +58,21 @@ class state_walk {
   const std::map<tcp_state, first_sighting>& sightings() const { return sightings_; }
   const std::map<tcp_state, std::string>& misses() const { return misses_; }
 
+  // Each end's states in the order seen: "client 127.0.0.1:A -> 127.0.0.1:B: X → Y → Z".
+  void note_paths() const {
+    for (const auto& [end, states] : paths_) {
+      std::string path;
+      for (auto st : states)
+        path += (path.empty() ? "" : " -> ") + std::string(inspect::state_name(st));
+      ctx_.note("sequence of {}: {}", end, path);
+    }
+  }
+
  private:
   lab_context& ctx_;
   std::map<tcp_state, first_sighting> sightings_;
   std::map<tcp_state, std::string> misses_;
+  std::vector<std::pair<std::string, std::vector<tcp_state>>> paths_;  // in first-seen order
 };
 
 void listen_and_syn_sent(lab_context& ctx, state_walk& walk) {
@@ -94,6 +112,7 @@ void run_states(lab_context& ctx) {
   auto at = local_endpoint(deferred.get(), transport::tcp);
   auto client = connect_small(at, small_buffer);
   auto client_end = local_endpoint(client.get(), transport::tcp);
+  walk.step("client", client.get(), client_end, at, tcp_state::established, "connect() returned");
   walk.step("server", -1, at, client_end, tcp_state::syn_recv, "deferred accept, no data yet");
   if (::send(client.get(), "x", 1, MSG_NOSIGNAL) != 1) throw_sys_error("send", at.to_uri());
   if (!wait_readable(deferred.get(), 2000ms)) throw_sys_error(ETIMEDOUT, "accept", at.to_uri());
@@ -148,6 +167,10 @@ void run_states(lab_context& ctx) {
   // Simultaneous close: both ends shut down with data the other has not read, so each FIN
   // waits; the first to read then gets a FIN before its own was ACKed.
   auto both = connect_pair(small_buffer);
+  walk.step("client", both.client.get(), both.client_end, both.server_end, tcp_state::established,
+            "a second connection");
+  walk.step("server", both.server.get(), both.server_end, both.client_end, tcp_state::established,
+            "accepted");
   fill(both.client.get());
   fill(both.server.get());
   if (::shutdown(both.client.get(), SHUT_WR) != 0 || ::shutdown(both.server.get(), SHUT_WR) != 0)
@@ -159,12 +182,15 @@ void run_states(lab_context& ctx) {
   drain(both.client.get(), 2000ms);
   walk.step("client", both.client.get(), both.client_end, both.server_end, tcp_state::closing,
             "client read the server's FIN before its own FIN was ACKed");
+  walk.step("server", both.server.get(), both.server_end, both.client_end, tcp_state::fin_wait2,
+            "its FIN ACKed by the client");
   drain(both.server.get(), 2000ms);
   walk.step("client", both.client.get(), both.client_end, both.server_end, tcp_state::time_wait,
             "its FIN ACKed at last");
   walk.step("server", both.server.get(), both.server_end, both.client_end, tcp_state::time_wait,
             "simultaneous close: both ends wait");
 
+  walk.note_paths();
   // In the order of the textbook's diagram.
   for (auto state :
        {tcp_state::listen, tcp_state::syn_sent, tcp_state::syn_recv, tcp_state::established,
