@@ -100,6 +100,11 @@ child_process::child_process(const child_options& options) {
       [[maybe_unused]] auto n = ::write(STDERR_FILENO, msg, sizeof msg - 1);
       ::_exit(126);
     }
+    if (options.before_exec && !options.before_exec()) {
+      static const char msg[] = "child_process: before_exec failed\n";
+      [[maybe_unused]] auto n = ::write(STDERR_FILENO, msg, sizeof msg - 1);
+      ::_exit(126);
+    }
     ::execve(argv[0], argv.data(), envp.data());
     static const char msg[] = "child_process: execv failed\n";
     [[maybe_unused]] auto n = ::write(STDERR_FILENO, msg, sizeof msg - 1);

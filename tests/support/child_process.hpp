@@ -25,6 +25,9 @@ struct child_options {
   std::vector<std::string> env;
   // The child's stdin: /dev/null, or a pipe the test writes with write_stdin().
   enum class input { null, pipe } stdin_from = input::null;
+  // Called in the child after fork, before exec (only async-signal-safe work, e.g. a
+  // seccomp filter: deny_netlink_sockets); false makes the child exit 126.
+  bool (*before_exec)() = nullptr;
 };
 
 // How a child ended.
