@@ -1,0 +1,103 @@
+#include "worker.hpp"
+
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "netkit/codec/sockperf_codec.hpp"
+#include "netkit/error.hpp"
+#include "worker_common.hpp"
+
+namespace netkit::loadgen {
+
+std::optional<clock::time_point> phase_sync::ready_and_wait(event_loop& loop) {
+  std::unique_lock lock(mutex_);
+  loops_.push_back(&loop);
+  ++ready_;
+  changed_.notify_all();
+  changed_.wait(lock, [&] { return start_.has_value() || stopped_.load(); });
+  if (stopped_.load()) return std::nullopt;
+  return start_;
+}
+
+bool phase_sync::wait_ready(clock::time_point deadline) {
+  std::unique_lock lock(mutex_);
+  return changed_.wait_until(lock, deadline,
+                             [&] { return ready_ >= workers_ || stopped_.load(); }) &&
+         ready_ >= workers_;
+}
+
+void phase_sync::start(clock::time_point at) {
+  std::lock_guard lock(mutex_);
+  start_ = at;
+  changed_.notify_all();
+}
+
+void phase_sync::stop_all() {
+  std::lock_guard lock(mutex_);
+  stopped_.store(true);
+  for (auto* loop : loops_)
+    loop->stop();
+  changed_.notify_all();
+}
+
+bench_result run_worker(const bench_config& config, const worker_plan& plan, phase_sync& sync,
+                        worker_progress& progress) {
+  if (!config.stream()) return detail::run_dgram_worker(config, plan, sync, progress);
+  if (config.mode == bench_mode::churn)
+    return detail::run_churn_worker(config, plan, sync, progress);
+  return detail::run_stream_worker(config, plan, sync, progress);
+}
+
+namespace detail {
+
+std::vector<std::byte> request_bytes(const bench_config& config) {
+  if (config.protocol == wire_protocol::sockperf)
+    return sockperf::make_request(0, config.size, true);
+  std::vector<std::byte> payload(config.size);
+  for (std::size_t i = 0; i < payload.size(); ++i)
+    payload[i] = static_cast<std::byte>('a' + i % 26);
+  if (!config.stream()) return payload;
+  byte_buffer framed;
+  make_encoder(config.codec)->encode(payload, framed);
+  auto bytes = framed.data();
+  return {bytes.begin(), bytes.end()};
+}
+
+precise_timer::precise_timer(event_loop& loop, std::function<void()> fire)
+    : loop_(loop),
+      fd_(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)),
+      fire_(std::move(fire)) {
+  if (!fd_) throw sys_error(errno, "timerfd_create");
+  watch_ = loop_.watch(fd_.get(), io_read, *this);
+}
+
+precise_timer::~precise_timer() {
+  loop_.unwatch(watch_);
+}
+
+void precise_timer::arm(clock::time_point at) {
+  const auto ns = at.time_since_epoch().count();
+  itimerspec spec{};
+  spec.it_value.tv_sec = std::max<std::int64_t>(ns / 1'000'000'000, 0);
+  spec.it_value.tv_nsec = ns % 1'000'000'000;
+  if (spec.it_value.tv_sec == 0 && spec.it_value.tv_nsec == 0) spec.it_value.tv_nsec = 1;
+  if (::timerfd_settime(fd_.get(), TFD_TIMER_ABSTIME, &spec, nullptr) != 0)
+    throw sys_error(errno, "timerfd_settime");
+}
+
+void precise_timer::on_io(std::uint32_t) {
+  std::uint64_t expirations;
+  if (::read(fd_.get(), &expirations, sizeof expirations) != sizeof expirations) return;
+  fire_();
+}
+
+void publish(worker_progress& progress, const bench_result& result) {
+  progress.messages.store(result.messages, std::memory_order_relaxed);
+  progress.bytes.store(result.bytes_received, std::memory_order_relaxed);
+  progress.errors.store(result.error_total(), std::memory_order_relaxed);
+  std::lock_guard lock(progress.mutex);
+  progress.latency = result.latency;
+}
+
+}  // namespace detail
+}  // namespace netkit::loadgen
