@@ -34,7 +34,7 @@ class lane final : private io_handler {
   void on_io(std::uint32_t events) override;
   void write_some();
   void drop() noexcept;
-  void fail(int err);
+  void fail(std::string_view kind);
 
   churn_worker& owner_;
   std::size_t index_;
@@ -45,74 +45,30 @@ class lane final : private io_handler {
   std::size_t sent_ = 0, received_ = 0;
 };
 
-class churn_worker {
+class churn_worker final : public worker_base {
  public:
-  churn_worker(const bench_config& config, const worker_plan& plan, phase_sync& sync,
-               worker_progress& progress)
-      : config_(config),
-        plan_(plan),
-        sync_(sync),
-        progress_(progress),
-        loop_(config.model),
-        request_(request_bytes(config)) {}
+  using worker_base::worker_base;
+  ~churn_worker() override { lanes_.clear(); }
 
   bench_result run() {
-    auto start = sync_.ready_and_wait(loop_);
-    if (!start) {
-      result_.interrupted = true;
-      return result_;
-    }
-    measure_from_ = *start + config_.warmup;
-    end_ = measure_from_ + config_.duration;
-    for (std::size_t i = 0; i < plan_.connections; ++i)
-      lanes_.push_back(std::make_unique<lane>(*this, plan_.index * 100'000 + i));
-    loop_.run_after(*start - clock::now(), [this] {
-      for (auto& l : lanes_)
-        l->start();
+    return run_window([this] {
+      for (std::size_t i = 0; i < plan_.connections; ++i) {
+        lanes_.push_back(std::make_unique<lane>(*this, plan_.index * plan_.connections + i));
+        lanes_.back()->start();
+      }
     });
-    loop_.run_after(measure_from_ - clock::now(), [this] {
-      result_.messages = result_.connects = result_.bytes_sent = result_.bytes_received = 0;
-      result_.latency.clear();
-      measuring_ = true;
-    });
-    loop_.run_after(end_ - clock::now(), [this] {
-      finished_ = true;
-      loop_.stop();
-    });
-    loop_.run_every(std::chrono::milliseconds(200), [this] { publish(progress_, result_); });
-    loop_.run();
-    const auto now = std::min(clock::now(), end_);
-    result_.seconds =
-        measuring_ ? std::chrono::duration<double>(now - measure_from_).count() : 0.0;
-    result_.interrupted = !finished_ && sync_.stopped();
-    lanes_.clear();
-    publish(progress_, result_);
-    return result_;
   }
 
-  event_loop& loop() noexcept { return loop_; }
-  const bench_config& config() const noexcept { return config_; }
-  std::span<const std::byte> request() const noexcept { return request_; }
-  bench_result& result() noexcept { return result_; }
-  bool finished() const noexcept { return finished_; }
   connect_options connecting(std::size_t lane_index) const {
     connect_options o;
-    o.timeout = config_.timeout;
-    if (!config_.sources.empty()) o.source = config_.sources[lane_index % config_.sources.size()];
+    o.timeout = config().timeout;
+    if (!config().sources.empty())
+      o.source = config().sources[lane_index % config().sources.size()];
     return o;
   }
 
  private:
-  const bench_config& config_;
-  worker_plan plan_;
-  phase_sync& sync_;
-  worker_progress& progress_;
-  event_loop loop_;
-  std::vector<std::byte> request_;
   std::vector<std::unique_ptr<lane>> lanes_;
-  bool measuring_ = false, finished_ = false;
-  clock::time_point measure_from_{}, end_{};
-  bench_result result_;
 };
 
 void lane::start() {
@@ -122,7 +78,7 @@ void lane::start() {
   connector_ = make_connector(
       owner_.loop(), owner_.config().target, owner_.connecting(index_),
       [this](unique_fd fd, const endpoint&) { on_connected(std::move(fd)); },
-      [this](const sys_error& e) { fail(e.errno_value()); });
+      [this](const sys_error& e) { fail(error_kind(e.errno_value())); });
   connector_->start();
 }
 
@@ -143,7 +99,7 @@ void lane::write_some() {
         owner_.loop().modify(watch_, io_read | io_write);
         return;
       }
-      return fail(errno);
+      return fail(error_kind(errno));
     }
     sent_ += static_cast<std::size_t>(n);
     owner_.result().bytes_sent += static_cast<std::uint64_t>(n);
@@ -164,21 +120,13 @@ void lane::on_io(std::uint32_t events) {
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN) return;
-      return fail(errno);
+      return fail(error_kind(errno));
     }
-    if (n == 0) {
-      owner_.result().count_error("closed");
-      drop();
-      owner_.loop().run_after(retry_pause, [this] { start(); });
-      return;
-    }
+    if (n == 0) return fail("closed");
     received_ += static_cast<std::size_t>(n);
     owner_.result().bytes_received += static_cast<std::uint64_t>(n);
     if (received_ == want) {
-      auto& r = owner_.result();
-      ++r.messages;
-      r.latency.record(static_cast<std::uint64_t>(
-          std::chrono::nanoseconds(clock::now() - began_).count()));
+      owner_.record(clock::now() - began_);
       drop();
       start();
       return;
@@ -193,19 +141,15 @@ void lane::drop() noexcept {
   fd_.reset();
 }
 
-void lane::fail(int err) {
+void lane::fail(std::string_view kind) {
   drop();
   if (owner_.finished()) return;
-  owner_.result().count_error(error_kind(err));
+  owner_.result().count_error(kind);
   owner_.loop().run_after(retry_pause, [this] { start(); });
 }
 
 }  // namespace
 
-bench_result run_churn_worker(const bench_config& config, const worker_plan& plan,
-                              phase_sync& sync, worker_progress& progress) {
-  churn_worker w(config, plan, sync, progress);
-  return w.run();
-}
+const worker_fn run_churn_worker = run_as<churn_worker>;
 
 }  // namespace netkit::loadgen::detail

@@ -43,10 +43,10 @@ namespace {
 std::uint32_t parse_v4(std::string_view text, std::string_view whole) {
   in_addr a{};
   if (::inet_pton(AF_INET, std::string(text).c_str(), &a) != 1)
-    throw usage_error(fmt::format(
-        "--source {}: \"{}\" is not an IPv4 address (a range is FIRST-LAST, e.g. "
-        "127.0.0.1-127.0.0.8)",
-        whole, text));
+    throw usage_error(
+        fmt::format("--source {}: \"{}\" is not an IPv4 address (a range is FIRST-LAST, e.g. "
+                    "127.0.0.1-127.0.0.8)",
+                    whole, text));
   return ntohl(a.s_addr);
 }
 
@@ -64,9 +64,10 @@ std::vector<endpoint> parse_sources(std::string_view text) {
       const auto first = parse_v4(item.substr(0, dash), item);
       const auto last = parse_v4(item.substr(dash + 1), item);
       if (last < first || last - first >= max_range)
-        throw usage_error(fmt::format("--source {}: the range must run upwards and hold at most "
-                                      "{} addresses",
-                                      item, max_range));
+        throw usage_error(
+            fmt::format("--source {}: the range must run upwards and hold at most "
+                        "{} addresses",
+                        item, max_range));
       for (std::uint64_t a = first; a <= last; ++a) {
         in_addr addr{htonl(static_cast<std::uint32_t>(a))};
         char buf[INET_ADDRSTRLEN];
@@ -75,8 +76,8 @@ std::vector<endpoint> parse_sources(std::string_view text) {
       }
     } else {
       const bool v6 = item.find(':') != std::string_view::npos;
-      out.push_back(endpoint::parse(
-          v6 ? fmt::format("tcp://[{}]:0", item) : fmt::format("tcp://{}:0", item)));
+      out.push_back(endpoint::parse(v6 ? fmt::format("tcp://[{}]:0", item)
+                                       : fmt::format("tcp://{}:0", item)));
     }
   }
   return out;

@@ -44,7 +44,7 @@ struct bench_config {
   spacing spacing_kind = spacing::poisson;
   std::size_t threads = 1;
   std::size_t processes = 1;
-  std::vector<endpoint> sources;  // empty: the kernel's choice
+  std::vector<endpoint> sources;            // empty: the kernel's choice
   std::chrono::milliseconds timeout{5000};  // connect; a datagram reply; a stalled stream
   bool reconnect = false;                   // a lost connection is made again
   std::uint64_t seed = 0;                   // 0: random

@@ -54,71 +54,33 @@ class dgram_lane final : private io_handler {
   std::deque<outstanding> waiting_;
 };
 
-class dgram_worker {
+class dgram_worker final : public worker_base {
  public:
   dgram_worker(const bench_config& config, const worker_plan& plan, phase_sync& sync,
                worker_progress& progress)
-      : config_(config),
-        plan_(plan),
-        sync_(sync),
-        progress_(progress),
-        loop_(config.model),
-        request_(request_bytes(config)) {
+      : worker_base(config, plan, sync, progress) {
     for (std::size_t i = 0; i < plan.connections; ++i)
       lanes_.push_back(std::make_unique<dgram_lane>(
           *this, open_dgram_client(config.target, io_mode::nonblocking)));
-    result_.established = lanes_.size();
-  }
-
-  bench_result run() {
-    auto start = sync_.ready_and_wait(loop_);
-    if (!start) {
-      result_.interrupted = true;
-      return result_;
-    }
-    measure_from_ = *start + config_.warmup;
-    end_ = measure_from_ + config_.duration;
-    loop_.run_after(*start - clock::now(), [this] { begin(); });
-    loop_.run_after(measure_from_ - clock::now(), [this] {
-      result_.messages = result_.bytes_sent = result_.bytes_received = 0;
-      result_.latency.clear();
-      measuring_ = true;
-    });
-    loop_.run_after(end_ - clock::now(), [this] {
-      finished_ = true;
-      timer_.reset();
-      loop_.stop();
-    });
-    loop_.run_every(sweep_period, [this] {
+    result().established = lanes_.size();
+    loop().run_every(sweep_period, [this] {
       const auto now = clock::now();
       for (auto& l : lanes_)
         l->sweep(now);
     });
-    loop_.run_every(std::chrono::milliseconds(200), [this] { publish(progress_, result_); });
-    loop_.run();
-    const auto now = std::min(clock::now(), end_);
-    result_.seconds =
-        measuring_ ? std::chrono::duration<double>(now - measure_from_).count() : 0.0;
-    result_.interrupted = !finished_ && sync_.stopped();
-    publish(progress_, result_);
-    return result_;
+  }
+  ~dgram_worker() override {
+    timer_.reset();
+    lanes_.clear();
   }
 
-  event_loop& loop() noexcept { return loop_; }
-  const bench_config& config() const noexcept { return config_; }
-  std::span<const std::byte> request() const noexcept { return request_; }
-  bench_result& result() noexcept { return result_; }
-  bool running() const noexcept { return started_ && !finished_; }
-  bool closed_loop() const noexcept { return config_.mode != bench_mode::rate; }
-  void record(clock::duration latency) {
-    ++result_.messages;
-    result_.latency.record(static_cast<std::uint64_t>(
-        std::max<std::int64_t>(0, std::chrono::nanoseconds(latency).count())));
+  bench_result run() {
+    return run_window([this] { begin(); });
   }
+  bool closed_loop() const noexcept { return config().mode != bench_mode::rate; }
 
  private:
   void begin() {
-    started_ = true;
     const auto now = clock::now();
     if (closed_loop()) {
       for (auto& l : lanes_)
@@ -126,8 +88,8 @@ class dgram_worker {
       return;
     }
     if (plan_.rate <= 0 || lanes_.empty()) return;
-    schedule_ = std::make_unique<arrivals>(config_.spacing_kind, plan_.rate, plan_.seed, now);
-    timer_ = std::make_unique<precise_timer>(loop_, [this] { send_due(); });
+    schedule_ = std::make_unique<arrivals>(config().spacing_kind, plan_.rate, plan_.seed, now);
+    timer_ = std::make_unique<precise_timer>(loop(), [this] { send_due(); });
     timer_->arm(schedule_->next());
   }
 
@@ -138,27 +100,20 @@ class dgram_worker {
       schedule_->advance();
       auto& l = *lanes_[next_lane_++ % lanes_.size()];
       if (l.full()) {
-        result_.count_error("backlog");
+        result().count_error("backlog");
       } else {
         l.send_request(intended);
       }
     }
-    if (!finished_) timer_->arm(schedule_->next());
+    if (!finished()) timer_->arm(schedule_->next());
   }
 
-  const bench_config& config_;
-  worker_plan plan_;
-  phase_sync& sync_;
-  worker_progress& progress_;
-  event_loop loop_;
-  std::vector<std::byte> request_;
+  void on_finish() override { timer_.reset(); }
+
   std::vector<std::unique_ptr<dgram_lane>> lanes_;
   std::size_t next_lane_ = 0;
-  bool started_ = false, measuring_ = false, finished_ = false;
-  clock::time_point measure_from_{}, end_{};
   std::unique_ptr<arrivals> schedule_;
   std::unique_ptr<precise_timer> timer_;
-  bench_result result_;
 };
 
 // Where the sequence number sits: the sockperf header, or an echo payload's first 8 bytes
@@ -246,8 +201,9 @@ void dgram_lane::on_reply(std::span<const std::byte> reply, clock::time_point no
   }
   auto seq = seq_of(owner_.config().protocol, reply);
   auto it = waiting_.begin();
-  if (seq) it = std::find_if(waiting_.begin(), waiting_.end(),
-                             [&](const outstanding& o) { return o.seq == *seq; });
+  if (seq)
+    it = std::find_if(waiting_.begin(), waiting_.end(),
+                      [&](const outstanding& o) { return o.seq == *seq; });
   if (it == waiting_.end()) {
     if (owner_.running()) owner_.result().count_error("stale");
     return;
@@ -259,10 +215,6 @@ void dgram_lane::on_reply(std::span<const std::byte> reply, clock::time_point no
 
 }  // namespace
 
-bench_result run_dgram_worker(const bench_config& config, const worker_plan& plan,
-                              phase_sync& sync, worker_progress& progress) {
-  dgram_worker w(config, plan, sync, progress);
-  return w.run();
-}
+const worker_fn run_dgram_worker = run_as<dgram_worker>;
 
 }  // namespace netkit::loadgen::detail

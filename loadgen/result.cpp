@@ -104,8 +104,10 @@ struct percentile_row {
   const char* text;
   double p;
 };
-constexpr percentile_row percentiles[] = {{"p50", "p50", 50},          {"p90", "p90", 90},
-                                          {"p99", "p99", 99},          {"p99_9", "p99.9", 99.9},
+constexpr percentile_row percentiles[] = {{"p50", "p50", 50},
+                                          {"p90", "p90", 90},
+                                          {"p99", "p99", 99},
+                                          {"p99_9", "p99.9", 99.9},
                                           {"p99_99", "p99.99", 99.99}};
 
 std::string advice(const bench_result& r) {
@@ -143,15 +145,16 @@ std::string format_text(const bench_config& c, const bench_result& r) {
       "processes={}\n",
       to_string(c.mode), c.target.to_uri(), c.model, to_string(c.protocol), c.codec.to_string(),
       c.connections, c.idle, c.size, c.threads, c.processes);
-  out += fmt::format("  {:.3f} s: {} messages, {:.1f} msgs/s, {:.2f} MiB/s received",
-                     r.seconds, r.messages, per_second(static_cast<double>(r.messages), r.seconds),
+  out += fmt::format("  {:.3f} s: {} messages, {:.1f} msgs/s, {:.2f} MiB/s received", r.seconds,
+                     r.messages, per_second(static_cast<double>(r.messages), r.seconds),
                      per_second(mib, r.seconds));
   if (c.mode == bench_mode::churn)
     out += fmt::format(", {:.1f} connections/s",
                        per_second(static_cast<double>(r.connects), r.seconds));
-  out += fmt::format("\n  established {} of {} active, {} of {} idle\n", r.established,
-                     c.connections, r.idle_established,
-                     c.idle);
+  out += "\n";
+  if (c.mode != bench_mode::churn)
+    out += fmt::format("  established {} of {} active, {} of {} idle\n", r.established,
+                       c.connections, r.idle_established, c.idle);
   if (r.latency.count() > 0) {
     out += fmt::format("  latency us: min {:.1f}", us(r.latency.min()));
     for (const auto& row : percentiles)
@@ -187,8 +190,8 @@ std::string format_json(const bench_config& c, const bench_result& r) {
       to_string(c.mode), json_string(c.target.to_uri()), json_string(c.model),
       to_string(c.protocol), json_string(c.codec.to_string()), c.connections, c.idle, c.size,
       c.frame_size(), std::chrono::duration<double>(c.duration).count(),
-      std::chrono::duration<double>(c.warmup).count(), c.rate, to_string(c.spacing_kind),
-      c.threads, c.processes, sources, c.timeout.count(), c.reconnect ? "true" : "false", c.seed);
+      std::chrono::duration<double>(c.warmup).count(), c.rate, to_string(c.spacing_kind), c.threads,
+      c.processes, sources, c.timeout.count(), c.reconnect ? "true" : "false", c.seed);
   const double mib = static_cast<double>(r.bytes_received) / (1024.0 * 1024.0);
   out += fmt::format(
       "\"complete\":{},\"target_lost\":{},\"interrupted\":{},\"seconds\":{:.6f},"
@@ -198,8 +201,8 @@ std::string format_json(const bench_config& c, const bench_result& r) {
       !r.target_lost && !r.interrupted ? "true" : "false", r.target_lost ? "true" : "false",
       r.interrupted ? "true" : "false", r.seconds, r.messages,
       per_second(static_cast<double>(r.messages), r.seconds), r.bytes_sent, r.bytes_received,
-      per_second(mib, r.seconds), r.connects, per_second(static_cast<double>(r.connects), r.seconds),
-      r.established, r.idle_established);
+      per_second(mib, r.seconds), r.connects,
+      per_second(static_cast<double>(r.connects), r.seconds), r.established, r.idle_established);
   out += fmt::format("\"latency_us\":{{\"count\":{},\"min\":{:.3f},\"mean\":{:.3f}",
                      r.latency.count(), us(r.latency.min()), r.latency.mean() / 1000.0);
   for (const auto& row : percentiles)

@@ -21,12 +21,12 @@ struct bench_result {
   std::uint64_t messages = 0;  // replies received whole (pingpong: bytes / frame size)
   std::uint64_t bytes_sent = 0;
   std::uint64_t bytes_received = 0;
-  std::uint64_t connects = 0;  // connections established (churn: each cycle's)
+  std::uint64_t connects = 0;        // connections established (churn: each cycle's)
   std::size_t established = 0;       // active connections up when measuring began
   std::size_t idle_established = 0;  // idle ones
   std::map<std::string, std::uint64_t, std::less<>> errors;
-  histogram latency;  // nanoseconds, per message
-  double seconds = 0;  // length of the measured window (the longest worker's)
+  histogram latency;         // nanoseconds, per message
+  double seconds = 0;        // length of the measured window (the longest worker's)
   bool target_lost = false;  // every active connection of some worker was gone early
   bool interrupted = false;  // a stop signal ended the run early
 

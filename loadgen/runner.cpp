@@ -307,12 +307,12 @@ bench_result run_processes(const bench_config& config) {
     if (c.result) {
       merged.merge(*c.result);
     } else if (failure.empty()) {
-      failure = !c.error.empty() ? c.error
-                                 : fmt::format("worker process {} ended without a result ({})",
-                                               c.pid,
-                                               WIFSIGNALED(status)
-                                                   ? fmt::format("signal {}", WTERMSIG(status))
-                                                   : fmt::format("exit {}", WEXITSTATUS(status)));
+      failure =
+          !c.error.empty()
+              ? c.error
+              : fmt::format("worker process {} ended without a result ({})", c.pid,
+                            WIFSIGNALED(status) ? fmt::format("signal {}", WTERMSIG(status))
+                                                : fmt::format("exit {}", WEXITSTATUS(status)));
     }
   }
   if (!failure.empty() && merged.messages == 0 && merged.error_total() == 0)
@@ -330,22 +330,24 @@ void validate(const bench_config& c) {
   if (c.threads == 0 || c.processes == 0)
     throw usage_error("--threads and --processes must be at least 1");
   if (c.processes * c.threads > c.connections)
-    throw usage_error(fmt::format("{} processes x {} threads is more workers than the {} "
-                                  "connections: give each worker at least one",
-                                  c.processes, c.threads, c.connections));
+    throw usage_error(
+        fmt::format("{} processes x {} threads is more workers than the {} "
+                    "connections: give each worker at least one",
+                    c.processes, c.threads, c.connections));
   if (c.mode == bench_mode::rate && !(c.rate > 0))
     throw usage_error("bench rate needs --rate MESSAGES_PER_SECOND (> 0)");
   if (!is_stream(kind)) {
     if (c.mode == bench_mode::churn)
-      throw usage_error(fmt::format("churn connects and closes: {} has no connections (use a "
-                                    "tcp:// or unix:// target)",
-                                    c.target.to_uri()));
+      throw usage_error(
+          fmt::format("churn connects and closes: {} has no connections (use a "
+                      "tcp:// or unix:// target)",
+                      c.target.to_uri()));
     if (c.idle > 0) throw usage_error("--idle holds stream connections open: not for datagrams");
     const auto max = kind == transport::udp && c.target.family() == AF_INET6 ? max_udp6_payload
                                                                              : max_udp4_payload;
     if (c.frame_size() > max)
-      throw usage_error(fmt::format("--size {} exceeds the largest datagram ({} bytes)", c.size,
-                                    max));
+      throw usage_error(
+          fmt::format("--size {} exceeds the largest datagram ({} bytes)", c.size, max));
   }
   if (!c.sources.empty()) {
     if (kind != transport::tcp)
@@ -356,8 +358,9 @@ void validate(const bench_config& c) {
                                       s.host(), c.target.to_uri()));
   }
   if (c.protocol == wire_protocol::sockperf && c.codec.kind != codec_kind::raw)
-    throw usage_error("--protocol sockperf: a sockperf message is its own frame; leave --codec "
-                      "unset (raw)");
+    throw usage_error(
+        "--protocol sockperf: a sockperf message is its own frame; leave --codec "
+        "unset (raw)");
   if (c.size == 0) throw usage_error("--size must be at least 1");
   if (c.protocol == wire_protocol::echo && is_stream(kind)) c.frame_size();  // codec can frame it
 }

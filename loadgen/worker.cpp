@@ -21,9 +21,9 @@ std::optional<clock::time_point> phase_sync::ready_and_wait(event_loop& loop) {
 
 bool phase_sync::wait_ready(clock::time_point deadline) {
   std::unique_lock lock(mutex_);
-  return changed_.wait_until(lock, deadline,
-                             [&] { return ready_ >= workers_ || stopped_.load(); }) &&
-         ready_ >= workers_;
+  return changed_.wait_until(lock, deadline, [&] {
+    return ready_ >= workers_ || stopped_.load();
+  }) && ready_ >= workers_;
 }
 
 void phase_sync::start(clock::time_point at) {
@@ -89,6 +89,54 @@ void precise_timer::on_io(std::uint32_t) {
   std::uint64_t expirations;
   if (::read(fd_.get(), &expirations, sizeof expirations) != sizeof expirations) return;
   fire_();
+}
+
+worker_base::worker_base(const bench_config& config, const worker_plan& plan, phase_sync& sync,
+                         worker_progress& progress)
+    : plan_(plan),
+      config_(config),
+      sync_(sync),
+      progress_(progress),
+      loop_(config.model),
+      request_(request_bytes(config)) {}
+
+bench_result worker_base::run_window(const std::function<void()>& begin) {
+  auto start = sync_.ready_and_wait(loop_);
+  if (!start) {
+    result_.interrupted = true;
+    return result_;
+  }
+  measure_from_ = *start + config_.warmup;
+  end_ = measure_from_ + config_.duration;
+  loop_.run_after(*start - clock::now(), [this, &begin] {
+    started_ = true;
+    begin();
+  });
+  loop_.run_after(measure_from_ - clock::now(), [this] {
+    result_.messages = result_.bytes_sent = result_.bytes_received = 0;
+    if (config_.mode == bench_mode::churn) result_.connects = 0;
+    result_.latency.clear();
+    measuring_ = true;
+  });
+  loop_.run_after(end_ - clock::now(), [this] { finish(); });
+  loop_.run_every(std::chrono::milliseconds(200), [this] { publish(progress_, result_); });
+  loop_.run();
+  if (!finished_) {  // stopped from outside: partial results
+    result_.interrupted = sync_.stopped();
+    finish();
+  }
+  publish(progress_, result_);
+  return result_;
+}
+
+void worker_base::finish() {
+  if (finished_) return;
+  finished_ = true;
+  // Ended inside the warm-up: nothing was measured.
+  const auto now = std::min(clock::now(), end_);
+  result_.seconds = measuring_ ? std::chrono::duration<double>(now - measure_from_).count() : 0.0;
+  on_finish();
+  loop_.stop();
 }
 
 void publish(worker_progress& progress, const bench_result& result) {

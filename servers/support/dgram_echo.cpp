@@ -35,9 +35,9 @@ std::span<const std::byte> dgram_echoer::reply_of(std::span<const std::byte> dat
     auto r = sockperf_->decode(datagram.subspan(used));
     if (r.state != decode_result::status::message) {
       ++stats_.malformed;
-      fmt::print(stderr, "datagram from {}: {}; dropped\n", from,
-                 r.state == decode_result::status::error ? r.error
-                                                         : "ends inside a sockperf message");
+      fmt::print(
+          stderr, "datagram from {}: {}; dropped\n", from,
+          r.state == decode_result::status::error ? r.error : "ends inside a sockperf message");
       return {};
     }
     if (r.message.empty()) ++stats_.no_reply;

@@ -148,8 +148,8 @@ std::unique_ptr<encoder> make_encoder(const codec_spec& spec) {
       return std::make_unique<length_encoder>(4, spec.max_message);
     case codec_kind::length16:
       return std::make_unique<length_encoder>(2, spec.max_message);
-    case codec_kind::sockperf:
-      return std::make_unique<sockperf::encoder>(spec.max_message);
+    case codec_kind::sockperf:  // the decoder made the reply: it goes out as it is
+      return std::make_unique<raw_encoder>(spec.max_message);
   }
   throw usage_error("make_encoder: unknown codec_kind");
 }

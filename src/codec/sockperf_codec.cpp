@@ -65,17 +65,4 @@ std::string decoder::finish(std::span<const std::byte> leftover) const {
                      read_header(leftover).length, leftover.size());
 }
 
-void encoder::encode(std::span<const std::byte> message, byte_buffer& out) const {
-  std::array<std::byte, 8> unused;
-  header(message.size(), unused);
-  out.append(message);
-}
-
-std::size_t encoder::header(std::size_t message_size, std::span<std::byte, 8>) const {
-  if (message_size > max_)
-    throw protocol_error(
-        fmt::format("sockperf message of {} bytes exceeds max {}", message_size, max_));
-  return 0;
-}
-
 }  // namespace netkit::sockperf

@@ -163,12 +163,13 @@ void add_echo_server(CLI::App& app) {
                          "Datagram receive buffer; a longer datagram is reported (MSG_TRUNC) and "
                          "not echoed")
              ->capture_default_str());
-  common(common_option::codec,
-         cmd->add_option("--codec,-c", args.codec,
-                         "Framing: raw, line, crlf, fixed:N, length, length16, sockperf (answers as "
-                         "`sockperf server`; datagrams: raw or sockperf, default raw); optional "
-                         ",max=BYTES")
-             ->capture_default_str());
+  common(
+      common_option::codec,
+      cmd->add_option("--codec,-c", args.codec,
+                      "Framing: raw, line, crlf, fixed:N, length, length16, sockperf (answers as "
+                      "`sockperf server`; datagrams: raw or sockperf, default raw); optional "
+                      ",max=BYTES")
+          ->capture_default_str());
   common(common_option::max_conns,
          cmd->add_option("--max-conns", args.max_conns,
                          "Close connections beyond this many at once, with a log line (0: no "

@@ -9,8 +9,8 @@
 //
 // The decoder yields, for each complete message, the reply a sockperf server owes: the
 // same bytes with the client flag cleared, for a client message that asks for a pong and is
-// not a warm-up; an empty message for every other one (nothing to send). The encoder writes
-// messages as they are, so an echo handler on this codec *is* a sockperf server, on every
+// not a warm-up; an empty message for every other one (nothing to send). The encoder is
+// raw's (the reply was made by the decoder: it goes out as it is), so an echo handler on this codec *is* a sockperf server, on every
 // model that decodes and echoes — each stream model, whatever its I/O, and the datagram echo.
 #pragma once
 
@@ -55,18 +55,6 @@ class decoder final : public netkit::decoder {
   // message points to until the next decode. Holds the largest reply so far.
   std::vector<std::byte> reply_;
   std::string error_;
-};
-
-// Writes each message as it is: the reply was made by the decoder.
-class encoder final : public netkit::encoder {
- public:
-  explicit encoder(std::size_t max_message) noexcept : max_(max_message) {}
-  void encode(std::span<const std::byte> message, byte_buffer& out) const override;
-  std::size_t header(std::size_t message_size, std::span<std::byte, 8> header) const override;
-  std::span<const std::byte> trailer() const noexcept override { return {}; }
-
- private:
-  std::size_t max_;
 };
 
 }  // namespace netkit::sockperf
