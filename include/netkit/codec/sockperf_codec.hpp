@@ -14,7 +14,7 @@
 // model that decodes and echoes — each stream model, whatever its I/O, and the datagram echo.
 #pragma once
 
-#include <array>
+#include <span>
 #include <cstdint>
 #include <string>
 #include <vector>
