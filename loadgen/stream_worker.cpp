@@ -5,7 +5,6 @@
 // length (an echo returns the frame it was sent), so the hot path is a byte count, a
 // clock read and one send per message.
 #include <algorithm>
-#include <deque>
 #include <memory>
 
 #include "netkit/log.hpp"
@@ -22,11 +21,41 @@ constexpr std::size_t max_connects_in_flight = 256;
 // on it (counted as "backlog"): about 8 MiB of requests.
 constexpr std::size_t backlog_bytes = 8 << 20;
 
+// Rate mode: intended send times of the unanswered requests of one connection, oldest
+// first. A ring that keeps its capacity (no allocation per request, none at all in the
+// closed-loop modes).
+class time_ring {
+ public:
+  bool empty() const noexcept { return size_ == 0; }
+  std::size_t size() const noexcept { return size_; }
+  clock::time_point front() const noexcept { return slots_[head_]; }
+  void pop_front() noexcept {
+    head_ = (head_ + 1) & (slots_.size() - 1);
+    --size_;
+  }
+  void push_back(clock::time_point t) {
+    if (size_ == slots_.size()) grow();
+    slots_[(head_ + size_) & (slots_.size() - 1)] = t;
+    ++size_;
+  }
+
+ private:
+  void grow() {
+    std::vector<clock::time_point> bigger(std::max<std::size_t>(16, slots_.size() * 2));
+    for (std::size_t i = 0; i < size_; ++i)
+      bigger[i] = slots_[(head_ + i) & (slots_.size() - 1)];
+    slots_ = std::move(bigger);
+    head_ = 0;
+  }
+  std::vector<clock::time_point> slots_;  // a power of two in size
+  std::size_t head_ = 0, size_ = 0;
+};
+
 struct lane {
   bool open = false;
-  std::size_t received = 0;                // bytes of the reply in progress
-  clock::time_point sent_at{};             // rr/pingpong: when the outstanding block left
-  std::deque<clock::time_point> intended;  // rate: intended times of unanswered requests
+  std::size_t received = 0;     // bytes of the reply in progress
+  clock::time_point sent_at{};  // rr/pingpong: when the outstanding block left
+  time_ring intended;           // rate mode
 };
 
 class stream_worker final : public worker_base {
