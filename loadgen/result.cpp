@@ -220,7 +220,7 @@ std::string format_json(const bench_config& c, const bench_result& r) {
 }
 
 int exit_status(const bench_result& r) noexcept {
-  return r.error_total() > 0 || r.target_lost ? 1 : 0;
+  return r.error_total() > 0 || r.target_lost || r.interrupted ? 1 : 0;
 }
 
 }  // namespace netkit::loadgen

@@ -44,7 +44,8 @@ struct bench_result {
 std::string format_text(const bench_config& config, const bench_result& result);
 // Every figure and the full configuration, as one JSON object (with a trailing newline).
 std::string format_json(const bench_config& config, const bench_result& result);
-// The exit status: 0 for a clean run, 1 when errors occurred or the target went away.
+// The exit status: 0 for a whole clean run; 1 when errors occurred, the target went away or
+// a stop signal cut the run short (its figures are partial).
 int exit_status(const bench_result& result) noexcept;
 
 }  // namespace netkit::loadgen

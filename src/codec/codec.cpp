@@ -40,6 +40,9 @@ void validate(const codec_spec& spec, std::string_view text) {
   if (spec.max_message > max_message_limit)
     bad_spec(text, fmt::format("max {} exceeds the limit of {} bytes", spec.max_message,
                                max_message_limit));
+  if (spec.kind == codec_kind::sockperf && spec.max_message < sockperf::header_size)
+    bad_spec(text, fmt::format("a sockperf message has a {}-byte header: max must be at least {}",
+                               sockperf::header_size, sockperf::header_size));
   if (spec.kind == codec_kind::fixed) {
     if (spec.fixed_size == 0) bad_spec(text, "fixed record size must be at least 1");
     if (spec.fixed_size > spec.max_message)

@@ -217,6 +217,48 @@ TEST(bench_cli, connect_errors_are_counted_by_kind_with_advice) {
   EXPECT_TRUE(json_true(rr.out, "target_lost")) << rr.out;
 }
 
+// SIGINT (here with worker processes too): the figures so far, flagged, and status 1.
+TEST(bench_cli, a_stop_signal_prints_the_partial_results) {
+  fd_leak_guard guard;
+  server_process server({.codec = "raw"});
+  for (const char* processes : {"1", "2"}) {
+    child_process run(
+        child_options{{netkit_cli(), "bench", "rr", "--connect", server.uri(), "--connections", "2",
+                       "--processes", processes, "--warmup", "0.2", "--duration", "30", "--json"},
+                      std::nullopt,
+                      {}});
+    std::this_thread::sleep_for(1500ms);
+    run.signal(SIGINT);
+    std::string out;
+    auto until = deadline_after(20s);
+    while (auto line = run.read_line(until))
+      out += *line;
+    auto status = run.wait(until);
+    ASSERT_TRUE(status.has_value()) << processes;
+    EXPECT_EQ(status->code, 1) << processes << out << run.stderr_text();
+    EXPECT_TRUE(json_true(out, "interrupted")) << processes << out;
+    EXPECT_GT(json_number(out, "messages"), 0) << processes << out;
+    EXPECT_LT(json_number(out, "seconds"), 10) << processes << out;
+  }
+}
+
+// The progress line appears on a terminal (script(1) gives the run one) and never in a pipe.
+TEST(bench_cli, draws_a_progress_line_only_on_a_terminal) {
+  fd_leak_guard guard;
+  server_process server({.codec = "raw"});
+  const std::string command = netkit_cli() + " bench rr --connect " + server.uri() +
+                              " --connections 2 --warmup 0.2 --duration 1.5";
+  auto piped = run_program({"/bin/sh", "-c", command});
+  ASSERT_EQ(piped.status.code, 0) << piped.out << piped.err;
+  EXPECT_EQ(piped.out.find('\r'), std::string::npos) << piped.out;
+  if (!std::filesystem::exists("/usr/bin/script")) GTEST_SKIP() << "no script(1) for a pty";
+  auto tty = run_program({"/usr/bin/script", "-qfec", command, "/dev/null"});
+  ASSERT_EQ(tty.status.code, 0) << tty.out << tty.err;
+  EXPECT_NE(tty.out.find("msgs/s  p99"), std::string::npos) << tty.out;
+  EXPECT_NE(tty.out.find('\r'), std::string::npos) << tty.out;
+  EXPECT_NE(tty.out.find("latency us:"), std::string::npos) << "the summary follows" << tty.out;
+}
+
 TEST(bench_cli, spreads_connections_over_a_source_range) {
   fd_leak_guard guard;
   server_process server({.codec = "raw"});

@@ -5,6 +5,7 @@
 #include "netkit/buffer.hpp"
 #include "netkit/codec/codec.hpp"
 #include "netkit/codec/sockperf_codec.hpp"
+#include "netkit/error.hpp"
 
 namespace netkit {
 namespace {
@@ -20,6 +21,7 @@ TEST(sockperf_codec, parses_and_names_itself) {
   EXPECT_EQ(spec.kind, codec_kind::sockperf);
   EXPECT_EQ(spec.to_string(), "sockperf");
   EXPECT_EQ(codec_spec::parse("sockperf,max=65536").max_message, 65536u);
+  EXPECT_THROW(codec_spec::parse("sockperf,max=13"), usage_error) << "shorter than its header";
 }
 
 TEST(sockperf_codec, header_is_network_order_and_round_trips) {

@@ -87,8 +87,10 @@ void add_bench(CLI::App& app) {
       "the tail), churn (connect, one exchange, close: connections/s).\n"
       "tcp:// and unix:// run on the library's stream client (every --model backend); "
       "udp:// and unix-dgram:// on connected sockets (rr, pingpong, rate).\n"
-      "Exit status 1 when any error occurred or the target went away; the results so far "
-      "are still printed (also on SIGINT/SIGTERM).");
+      "Exit status 1 when any error occurred, the target went away or SIGINT/SIGTERM cut the "
+      "run short; the results so far are printed all the same.\n"
+      "A live progress line (rate, p99 so far, errors) is drawn only when stdout is a "
+      "terminal.");
   cmd->add_option("mode", args.mode, "pingpong, rr, rate or churn")
       ->required()
       ->check(CLI::IsMember({"pingpong", "rr", "rate", "churn"}));
