@@ -15,14 +15,7 @@ dgram_echoer::dgram_echoer(int fd, const model_settings& settings)
       kind_(settings.listen.kind()),
       verbose_(settings.verbose),
       buffer_(settings.max_datagram) {
-  if (settings.codec.kind == codec_kind::sockperf) {
-    sockperf_ = make_decoder(settings.codec);
-  } else if (settings.codec.kind != codec_kind::raw) {
-    throw usage_error(fmt::format(
-        "--codec {} is for streams: a datagram is its own frame; datagram models take raw "
-        "(echo, the default) or sockperf",
-        settings.codec.to_string()));
-  }
+  if (settings.codec.kind == codec_kind::sockperf) sockperf_ = make_decoder(settings.codec);
 }
 
 std::span<const std::byte> dgram_echoer::reply_of(std::span<const std::byte> datagram,

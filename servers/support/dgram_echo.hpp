@@ -32,11 +32,11 @@ enum class step { echoed, would_block, other };
 
 // Receives one datagram and answers its sender: with the datagram itself (--codec raw, the
 // default), or as sockperf's server does (--codec sockperf: the codec's decoder makes the
-// reply of each message in the datagram; one that asks for none gets none). Never throws
-// for I/O errors.
+// reply of each message in the datagram; one that asks for none gets none); any other
+// codec is a plain echo (the command line refuses the framing codecs for datagrams). Never
+// throws for I/O errors.
 class dgram_echoer {
  public:
-  // Throws usage_error for a codec other than raw and sockperf: a datagram is its own frame.
   dgram_echoer(int fd, const model_settings& settings);
   step echo_one(recv_flags flags);
   const dgram_echo_stats& stats() const noexcept { return stats_; }

@@ -137,6 +137,13 @@ run_result bench_sockperf(const std::string& uri) {
                      30s);
 }
 
+TEST(sockperf, datagram_models_take_sockperf_or_raw_and_refuse_framing_codecs) {
+  auto r = run_program(
+      {netkit_cli(), "echo-server", "--listen", "udp://127.0.0.1:0", "--codec", "line"}, 20s);
+  EXPECT_EQ(r.status.code, 1);
+  EXPECT_NE(r.err.find("--codec line is for streams"), std::string::npos) << r.err;
+}
+
 // Debian's sockperf 3.7 speaks no Unix sockets: netkit's own client checks the codec there.
 TEST(sockperf, netkit_bench_speaks_it_to_netkit_on_unix_sockets) {
   fd_leak_guard guard;

@@ -97,6 +97,12 @@ int run(const echo_server_args& args, const given_options& given) {
       given.common[static_cast<std::size_t>(servers::common_option::codec)]->count() > 0;
   settings.codec = codec_spec::parse(
       codec_given || model.family == servers::transport_family::stream ? args.codec : "raw");
+  if (model.family == servers::transport_family::datagram &&
+      settings.codec.kind != codec_kind::raw && settings.codec.kind != codec_kind::sockperf)
+    throw usage_error(fmt::format(
+        "--codec {} is for streams: a datagram is its own frame; datagram models take raw "
+        "(echo, the default) or sockperf",
+        settings.codec.to_string()));
   settings.unix_mode = parse_mode(args.mode);
   settings.reuse_port = args.reuse_port;
   settings.max_conns = args.max_conns;
