@@ -27,6 +27,7 @@ struct bench_result {
   std::map<std::string, std::uint64_t, std::less<>> errors;
   histogram latency;         // nanoseconds, per message
   double seconds = 0;        // length of the measured window (the longest worker's)
+  double client_cpu_s = 0;   // the generator's own CPU time in the window, all workers
   bool target_lost = false;  // every active connection of some worker was gone early
   bool interrupted = false;  // a stop signal ended the run early
 

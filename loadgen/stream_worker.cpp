@@ -5,6 +5,7 @@
 // length (an echo returns the frame it was sent), so the hot path is a byte count, a
 // clock read and one send per message.
 #include <algorithm>
+#include <limits>
 #include <memory>
 
 #include "netkit/log.hpp"
@@ -71,6 +72,12 @@ class stream_worker final : public worker_base {
       active.codec = codec_spec{codec_kind::raw};
       active.connecting.timeout = config.timeout;
       active.reconnect = config.reconnect;
+      if (config.reconnect) {
+        // Keep trying for as long as the run lasts, at most a second apart.
+        active.connecting.retries = std::numeric_limits<int>::max();
+        active.connecting.backoff_initial = std::chrono::milliseconds(20);
+        active.connecting.backoff_max = std::chrono::seconds(1);
+      }
       if (!config.sources.empty()) active.connecting.source = config.sources[g];
       // A closed-loop connection always waits for something: silence is a stall.
       if (config.mode != bench_mode::rate) active.idle_timeout = config.timeout;

@@ -1,5 +1,6 @@
 #include "worker.hpp"
 
+#include <sys/resource.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
@@ -91,6 +92,15 @@ void precise_timer::on_io(std::uint32_t) {
   fire_();
 }
 
+double thread_cpu_seconds() noexcept {
+  rusage usage{};
+  ::getrusage(RUSAGE_THREAD, &usage);
+  const auto seconds = [](const timeval& t) {
+    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
+  };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
+
 worker_base::worker_base(const bench_config& config, const worker_plan& plan, phase_sync& sync,
                          worker_progress& progress)
     : plan_(plan),
@@ -117,6 +127,7 @@ bench_result worker_base::run_window(const std::function<void()>& begin) {
     if (config_.mode == bench_mode::churn) result_.connects = 0;
     result_.latency.clear();
     measuring_ = true;
+    cpu_at_start_ = thread_cpu_seconds();
   });
   loop_.run_after(end_ - clock::now(), [this] { finish(); });
   loop_.run_every(std::chrono::milliseconds(200), [this] { publish(progress_, result_); });
@@ -135,6 +146,7 @@ void worker_base::finish() {
   // Ended inside the warm-up: nothing was measured.
   const auto now = std::min(clock::now(), end_);
   result_.seconds = measuring_ ? std::chrono::duration<double>(now - measure_from_).count() : 0.0;
+  result_.client_cpu_s = measuring_ ? thread_cpu_seconds() - cpu_at_start_ : 0.0;
   on_finish();
   loop_.stop();
 }

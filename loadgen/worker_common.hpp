@@ -63,6 +63,9 @@ class precise_timer final : private io_handler {
   std::function<void()> fire_;
 };
 
+// CPU time (user + system) of the calling thread so far.
+double thread_cpu_seconds() noexcept;
+
 // Publishes a worker's figures for the progress line every 200 ms, and once at the end.
 void publish(worker_progress& progress, const bench_result& result);
 
@@ -113,6 +116,7 @@ class worker_base {
   bench_result result_;
   bool started_ = false, measuring_ = false, finished_ = false;
   clock::time_point measure_from_{}, end_{};
+  double cpu_at_start_ = 0;
 };
 
 // The worker of type W (a worker_base with run()) for this plan, run to its end.

@@ -53,6 +53,7 @@ TEST_P(bench_backends, rr_over_tcp_reports_every_figure_in_json) {
   EXPECT_GT(json_number(r.out, "messages"), 10);
   EXPECT_EQ(json_number(r.out, "errors_total"), 0);
   EXPECT_EQ(json_number(r.out, "established"), 3);
+  EXPECT_GT(json_number(r.out, "client_cpu_s"), 0) << "the generator's own cost, measured";
   EXPECT_LE(json_number(r.out, "min"), json_number(r.out, "p50"));
   EXPECT_LE(json_number(r.out, "p50"), json_number(r.out, "p99"));
   EXPECT_LE(json_number(r.out, "p99"), json_number(r.out, "max"));
@@ -193,6 +194,25 @@ TEST(bench_cli, a_target_killed_mid_run_ends_with_partial_results_and_status_1) 
   EXPECT_TRUE(r.out.find("\"closed\":") != std::string::npos ||
               r.out.find("\"reset\":") != std::string::npos)
       << r.out;
+}
+
+// Reliability case 40 with --reconnect: the generator keeps trying to the end of its window
+// instead of stopping, and still reports the loss.
+TEST(bench_cli, with_reconnect_a_lost_target_is_tried_until_the_end) {
+  fd_leak_guard guard;
+  server_process server({.codec = "raw"});
+  std::thread killer([&] {
+    std::this_thread::sleep_for(800ms);
+    server.process().kill_and_reap();
+  });
+  auto r = bench({"rr", "--connect", server.uri(), "--connections", "2", "--warmup", "0.2",
+                  "--duration", "2", "--reconnect", "--json"});
+  killer.join();
+  EXPECT_EQ(r.status.code, 1) << r.out << r.err;
+  EXPECT_FALSE(json_true(r.out, "target_lost")) << r.out;
+  EXPECT_GT(json_number(r.out, "seconds"), 1.9) << "ran its whole window" << r.out;
+  EXPECT_GT(json_number(r.out, "errors_total"), 0) << r.out;
+  EXPECT_GT(json_number(r.out, "messages"), 0) << r.out;
 }
 
 // Reliability case 38: connect errors are counted by kind, never dropped; running out of
