@@ -20,6 +20,11 @@ std::optional<clock::time_point> phase_sync::ready_and_wait(event_loop& loop) {
   return start_;
 }
 
+void phase_sync::leave(event_loop& loop) {
+  std::lock_guard lock(mutex_);
+  std::erase(loops_, &loop);
+}
+
 bool phase_sync::wait_ready(clock::time_point deadline) {
   std::unique_lock lock(mutex_);
   return changed_.wait_until(lock, deadline, [&] {

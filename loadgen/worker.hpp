@@ -37,6 +37,8 @@ class phase_sync {
   // A worker: its connections are up (or given up on); blocks until start() or stop_all(),
   // and returns the instant traffic starts (nullopt: stopped).
   std::optional<clock::time_point> ready_and_wait(event_loop& loop);
+  // A worker whose loop is about to go: stop_all() no longer reaches it.
+  void leave(event_loop& loop);
   // The runner: blocks until every worker is ready (or `deadline`); false if not all were.
   bool wait_ready(clock::time_point deadline);
   void start(clock::time_point at);

@@ -76,7 +76,7 @@ class worker_base {
  public:
   worker_base(const bench_config& config, const worker_plan& plan, phase_sync& sync,
               worker_progress& progress);
-  virtual ~worker_base() = default;
+  virtual ~worker_base() { sync_.leave(loop_); }
   worker_base(const worker_base&) = delete;
   worker_base& operator=(const worker_base&) = delete;
 
