@@ -10,12 +10,13 @@
 // The decoder yields, for each complete message, the reply a sockperf server owes: the
 // same bytes with the client flag cleared, for a client message that asks for a pong and is
 // not a warm-up; an empty message for every other one (nothing to send). The encoder is
-// raw's (the reply was made by the decoder: it goes out as it is), so an echo handler on this codec *is* a sockperf server, on every
-// model that decodes and echoes — each stream model, whatever its I/O, and the datagram echo.
+// raw's (the reply was made by the decoder: it goes out as it is), so an echo handler on
+// this codec *is* a sockperf server, on every model that decodes and echoes — each stream
+// model, whatever its I/O, and the datagram echo.
 #pragma once
 
-#include <span>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
