@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <regex>
 #include <string>
 #include <thread>
 
@@ -16,6 +15,7 @@
 #include "support/child_process.hpp"
 #include "support/fd_leak_guard.hpp"
 #include "support/server_process.hpp"
+#include "support/text_fields.hpp"
 
 namespace netkit::test {
 namespace {
@@ -25,17 +25,6 @@ using namespace std::chrono_literals;
 run_result bench(std::vector<std::string> args) {
   args.insert(args.begin(), {netkit_cli(), "bench"});
   return run_program(args, 90s);
-}
-
-// A number in bench's --json output by its key (keys are unique within it).
-double json_number(const std::string& json, const std::string& key) {
-  std::smatch m;
-  if (!std::regex_search(json, m, std::regex("\"" + key + "\":(-?[0-9.eE+]+)")))
-    throw std::runtime_error("no \"" + key + "\" in " + json);
-  return std::stod(m[1]);
-}
-bool json_true(const std::string& json, const std::string& key) {
-  return json.find("\"" + key + "\":true") != std::string::npos;
 }
 
 class bench_backends : public testing::TestWithParam<std::string> {};
@@ -142,9 +131,10 @@ TEST(bench_cli, pingpong_byte_counts_agree_with_the_bare_epoll_client) {
       all += *l + "\n";
     ASSERT_TRUE(other.wait(until).has_value());
     ASSERT_EQ(ours.status.code, 0) << ours.out << ours.err;
-    std::smatch m;
-    ASSERT_TRUE(std::regex_search(all, m, std::regex("bytes=([0-9]+) seconds=([0-9.]+)"))) << all;
-    const double theirs = std::stod(m[1]) / std::stod(m[2]);
+    const auto bytes = number_after(all, "bytes=");
+    const auto seconds = number_after(all, "seconds=");
+    ASSERT_TRUE(bytes && seconds && *seconds > 0) << all;
+    const double theirs = *bytes / *seconds;
     const double mine = json_number(ours.out, "bytes_received") / json_number(ours.out, "seconds");
     best = std::min(best, std::abs(mine - theirs) / theirs);
     figures += " netkit bench " + std::to_string(mine) + " B/s, netkit-pingpong " +

@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <regex>
 #include <string>
 #include <thread>
 
@@ -20,6 +19,7 @@
 #include "support/child_process.hpp"
 #include "support/fd_leak_guard.hpp"
 #include "support/server_process.hpp"
+#include "support/text_fields.hpp"
 
 namespace netkit::test {
 namespace {
@@ -47,11 +47,8 @@ sockperf_report run_sockperf(const std::vector<std::string>& args) {
   auto r = run_program(argv, 30s);
   sockperf_report rep;
   rep.text = r.out + r.err;
-  std::smatch m;
-  if (std::regex_search(rep.text, m, std::regex("ReceivedMessages=([0-9]+)")))
-    rep.received = std::stol(m[1]);
-  if (std::regex_search(rep.text, m, std::regex("# dropped messages = ([0-9]+)")))
-    rep.dropped = std::stol(m[1]);
+  if (auto n = number_after(rep.text, "ReceivedMessages=")) rep.received = static_cast<long>(*n);
+  if (auto n = number_after(rep.text, "# dropped messages = ")) rep.dropped = static_cast<long>(*n);
   rep.summary = rep.text.find("Summary: Latency is") != std::string::npos;
   return rep;
 }
@@ -122,13 +119,6 @@ TEST(sockperf, under_load_is_answered_every_nth_message) {
   EXPECT_GT(rep.received, 5) << rep.text;
   EXPECT_EQ(rep.dropped, 0) << rep.text;
   EXPECT_EQ(rep.text.find("ERROR"), std::string::npos) << rep.text;
-}
-
-double json_number(const std::string& json, const std::string& key) {
-  std::smatch m;
-  if (!std::regex_search(json, m, std::regex("\"" + key + "\":(-?[0-9.eE+]+)")))
-    throw std::runtime_error("no \"" + key + "\" in " + json);
-  return std::stod(m[1]);
 }
 
 run_result bench_sockperf(const std::string& uri) {
