@@ -117,8 +117,8 @@ TEST(bench_cli, pingpong_byte_counts_agree_with_the_bare_epoll_client) {
   server_process server({.codec = "raw"});
   double best = 1e9;
   std::string figures;
-  // Bounded: three tries; a shared machine can disturb one window.
-  for (int attempt = 0; attempt < 3 && best > 0.05; ++attempt) {
+  // Bounded: five tries; a shared, loaded machine can starve one client of a window.
+  for (int attempt = 0; attempt < 5 && best > 0.05; ++attempt) {
     child_process other(child_options{{independent, "--connect", server.uri(), "--conns", "10",
                                        "--size", "4096", "--warmup", "0.5", "--duration", "2"},
                                       std::nullopt,
