@@ -14,7 +14,31 @@ dgram_echoer::dgram_echoer(int fd, const model_settings& settings)
     : fd_(fd),
       kind_(settings.listen.kind()),
       verbose_(settings.verbose),
-      buffer_(settings.max_datagram) {}
+      buffer_(settings.max_datagram) {
+  if (settings.codec.kind == codec_kind::sockperf) sockperf_ = make_decoder(settings.codec);
+}
+
+std::span<const std::byte> dgram_echoer::reply_of(std::span<const std::byte> datagram,
+                                                  const std::string& from) {
+  if (!sockperf_) return datagram;
+  reply_.clear();
+  sockperf_->reset();
+  // Bounded by the datagram: each message consumes at least a header.
+  for (std::size_t used = 0; used < datagram.size();) {
+    auto r = sockperf_->decode(datagram.subspan(used));
+    if (r.state != decode_result::status::message) {
+      ++stats_.malformed;
+      fmt::print(
+          stderr, "datagram from {}: {}; dropped\n", from,
+          r.state == decode_result::status::error ? r.error : "ends inside a sockperf message");
+      return {};
+    }
+    if (r.message.empty()) ++stats_.no_reply;
+    reply_.insert(reply_.end(), r.message.begin(), r.message.end());
+    used += r.consumed;
+  }
+  return reply_;
+}
 
 step dgram_echoer::echo_one(recv_flags flags) {
   auto r = recv_datagram(fd_, buffer_, kind_, flags);
@@ -42,7 +66,9 @@ step dgram_echoer::echo_one(recv_flags flags) {
     return step::other;
   }
   if (verbose_) fmt::print(stderr, "{} bytes from {}\n", r.n, from);
-  auto s = send_datagram(fd_, std::span(buffer_).first(static_cast<std::size_t>(r.n)), &r.from);
+  auto reply = reply_of(std::span(buffer_).first(static_cast<std::size_t>(r.n)), from);
+  if (sockperf_ && reply.empty()) return step::other;
+  auto s = send_datagram(fd_, reply, &r.from);
   if (!s.ok()) {
     ++stats_.send_failed;
     if (verbose_ || !s.would_block())
@@ -59,7 +85,7 @@ server_model dgram_model(std::string name, std::string description,
           .family = transport_family::datagram,
           .transports = {},
           .description = std::move(description),
-          .takes = {common_option::unix_mode, common_option::max_datagram},
+          .takes = {common_option::codec, common_option::unix_mode, common_option::max_datagram},
           .own_options = {},
           .probe = nullptr,
           .run = run};
@@ -80,8 +106,10 @@ unix_listener open_dgram_socket(const server_model& model, const model_settings&
 int print_dgram_summary(const dgram_echoer& echoer) {
   const auto& st = echoer.stats();
   fmt::print(
-      "served: received={} echoed={} truncated={} unreplyable={} send_failed={} recv_errors={}\n",
-      st.received, st.echoed, st.truncated, st.unreplyable, st.send_failed, st.recv_errors);
+      "served: received={} echoed={} truncated={} unreplyable={} send_failed={} recv_errors={} "
+      "no_reply={} malformed={}\n",
+      st.received, st.echoed, st.truncated, st.unreplyable, st.send_failed, st.recv_errors,
+      st.no_reply, st.malformed);
   std::fflush(stdout);
   return 0;
 }

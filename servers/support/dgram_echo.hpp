@@ -4,9 +4,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
+#include "netkit/codec/codec.hpp"
 #include "netkit/datagram.hpp"
 #include "netkit/socket.hpp"
 #include "netkit/unix_socket.hpp"
@@ -21,11 +24,17 @@ struct dgram_echo_stats {
   std::uint64_t unreplyable = 0;  // from an unbound unix-dgram socket: nowhere to reply
   std::uint64_t send_failed = 0;  // EAGAIN (dropped, as the network would) or an error
   std::uint64_t recv_errors = 0;
+  std::uint64_t no_reply = 0;   // --codec sockperf: messages that ask for no reply
+  std::uint64_t malformed = 0;  // --codec sockperf: not a sockperf message; dropped
 };
 
 enum class step { echoed, would_block, other };
 
-// Receives one datagram and echoes it back to its sender. Never throws for I/O errors.
+// Receives one datagram and answers its sender: with the datagram itself (--codec raw, the
+// default), or as sockperf's server does (--codec sockperf: the codec's decoder makes the
+// reply of each message in the datagram; one that asks for none gets none); any other
+// codec is a plain echo (the command line refuses the framing codecs for datagrams). Never
+// throws for I/O errors.
 class dgram_echoer {
  public:
   dgram_echoer(int fd, const model_settings& settings);
@@ -33,10 +42,15 @@ class dgram_echoer {
   const dgram_echo_stats& stats() const noexcept { return stats_; }
 
  private:
+  // The reply of one datagram: sockperf replies, or the datagram itself (nothing to build).
+  std::span<const std::byte> reply_of(std::span<const std::byte> datagram, const std::string& from);
+
   int fd_;
   transport kind_;
   bool verbose_;
   std::vector<std::byte> buffer_;
+  std::unique_ptr<decoder> sockperf_;  // null: plain echo
+  std::vector<std::byte> reply_;
   dgram_echo_stats stats_;
 };
 
@@ -44,8 +58,8 @@ class dgram_echoer {
 // back, so one flooding sender cannot hold the thread forever.
 inline constexpr int datagrams_per_wakeup = 64;
 
-// A datagram model's registry entry: every datagram model takes --mode and
-// --max-datagram, and nothing else.
+// A datagram model's registry entry: every datagram model takes --codec (raw or sockperf),
+// --mode and --max-datagram, and nothing else.
 server_model dgram_model(std::string name, std::string description,
                          int (*run)(const server_model&, const model_settings&));
 

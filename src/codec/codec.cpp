@@ -9,6 +9,7 @@
 #include "netkit/codec/fixed_codec.hpp"
 #include "netkit/codec/length_codec.hpp"
 #include "netkit/codec/raw_codec.hpp"
+#include "netkit/codec/sockperf_codec.hpp"
 #include "netkit/error.hpp"
 
 namespace netkit {
@@ -18,7 +19,7 @@ namespace {
 constexpr std::size_t max_message_limit = std::size_t{1} << 30;
 
 constexpr std::string_view valid_forms =
-    "expected raw, fixed:N, line, crlf, length, or length16, optionally followed by "
+    "expected raw, fixed:N, line, crlf, length, length16 or sockperf, optionally followed by "
     "\",max=BYTES\" (e.g. \"line,max=65536\")";
 
 [[noreturn]] void bad_spec(std::string_view text, std::string_view why) {
@@ -39,6 +40,9 @@ void validate(const codec_spec& spec, std::string_view text) {
   if (spec.max_message > max_message_limit)
     bad_spec(text, fmt::format("max {} exceeds the limit of {} bytes", spec.max_message,
                                max_message_limit));
+  if (spec.kind == codec_kind::sockperf && spec.max_message < sockperf::header_size)
+    bad_spec(text, fmt::format("a sockperf message has a {}-byte header: max must be at least {}",
+                               sockperf::header_size, sockperf::header_size));
   if (spec.kind == codec_kind::fixed) {
     if (spec.fixed_size == 0) bad_spec(text, "fixed record size must be at least 1");
     if (spec.fixed_size > spec.max_message)
@@ -70,6 +74,8 @@ codec_spec codec_spec::parse(std::string_view text) {
     spec.kind = codec_kind::length32;
   } else if (base == "length16") {
     spec.kind = codec_kind::length16;
+  } else if (base == "sockperf") {
+    spec.kind = codec_kind::sockperf;
   } else if (base.starts_with(fixed_prefix)) {
     spec.kind = codec_kind::fixed;
     spec.fixed_size = parse_count(text, base.substr(fixed_prefix.size()), "fixed record size");
@@ -101,6 +107,9 @@ std::string codec_spec::to_string() const {
     case codec_kind::length16:
       out = "length16";
       break;
+    case codec_kind::sockperf:
+      out = "sockperf";
+      break;
   }
   if (max_message != codec_spec{}.max_message) out += fmt::format(",max={}", max_message);
   return out;
@@ -121,6 +130,8 @@ std::unique_ptr<decoder> make_decoder(const codec_spec& spec) {
       return std::make_unique<length_decoder>(4, spec.max_message);
     case codec_kind::length16:
       return std::make_unique<length_decoder>(2, spec.max_message);
+    case codec_kind::sockperf:
+      return std::make_unique<sockperf::decoder>(spec.max_message);
   }
   throw usage_error("make_decoder: unknown codec_kind");
 }
@@ -140,6 +151,8 @@ std::unique_ptr<encoder> make_encoder(const codec_spec& spec) {
       return std::make_unique<length_encoder>(4, spec.max_message);
     case codec_kind::length16:
       return std::make_unique<length_encoder>(2, spec.max_message);
+    case codec_kind::sockperf:  // the decoder made the reply: it goes out as it is
+      return std::make_unique<raw_encoder>(spec.max_message);
   }
   throw usage_error("make_encoder: unknown codec_kind");
 }

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -15,6 +16,7 @@
 
 #include "netkit/buffer.hpp"
 #include "netkit/codec/codec.hpp"
+#include "netkit/codec/sockperf_codec.hpp"
 #include "netkit/error.hpp"
 
 namespace netkit::fuzz {
@@ -66,10 +68,14 @@ inline decoded feed(const codec_spec& spec, const std::string& stream, std::uint
       }
       require(r.consumed > 0 && r.consumed <= input.size(), "consumed out of range");
       require(r.message.size() <= spec.max_message, "message over max");
-      require(
-          r.message.empty() || (r.message.data() >= input.data() &&
-                                r.message.data() + r.message.size() <= input.data() + r.consumed),
-          "message outside the consumed frame");
+      // sockperf's reply is built in the decoder: the whole frame, or nothing.
+      if (spec.kind == codec_kind::sockperf)
+        require(r.message.empty() || r.message.size() == r.consumed, "reply not the frame's size");
+      else
+        require(
+            r.message.empty() || (r.message.data() >= input.data() &&
+                                  r.message.data() + r.message.size() <= input.data() + r.consumed),
+            "message outside the consumed frame");
       out.messages.emplace_back(reinterpret_cast<const char*>(r.message.data()), r.message.size());
       buf.consume(r.consumed);
     }
@@ -101,8 +107,45 @@ inline bool framable(const codec_spec& spec, const std::string& m) {
       return m.size() <= spec.max_message;
     case codec_kind::length16:
       return m.size() <= std::min<std::size_t>(spec.max_message, 65535);
+    case codec_kind::sockperf:  // raw's encoder: the reply was made by the decoder
+      return m.size() <= spec.max_message;
   }
   return false;
+}
+
+// sockperf: sockperf messages of fuzzer-chosen flags and payloads come back as the replies
+// a sockperf server owes (the client flag cleared), or as nothing, in order.
+inline int sockperf_round_trip(FuzzedDataProvider& fdp, const codec_spec& spec, std::uint32_t seed,
+                               std::size_t max_chunk) {
+  std::string wire;
+  std::vector<std::string> expected;
+  // Bound: every iteration consumes input from the provider, or stops.
+  while (fdp.remaining_bytes() > 0 && expected.size() < 512) {
+    const auto flags = static_cast<std::uint16_t>(fdp.ConsumeIntegral<std::uint16_t>() & 7);
+    const std::string payload = fdp.ConsumeRandomLengthString(spec.max_message);
+    const std::size_t length = sockperf::header_size + payload.size();
+    if (length > spec.max_message) continue;
+    std::vector<std::byte> m(length);
+    const std::uint64_t seq = expected.size();
+    sockperf::write_header({seq, flags, static_cast<std::uint32_t>(length)}, m);
+    std::memcpy(m.data() + sockperf::header_size, payload.data(), payload.size());
+    wire.append(reinterpret_cast<const char*>(m.data()), m.size());
+    const bool answer = (flags & sockperf::flag_client) && (flags & sockperf::flag_pong_request) &&
+                        !(flags & sockperf::flag_warmup);
+    if (answer) {
+      sockperf::write_header({seq, static_cast<std::uint16_t>(flags & ~sockperf::flag_client),
+                              static_cast<std::uint32_t>(length)},
+                             m);
+      expected.emplace_back(reinterpret_cast<const char*>(m.data()), m.size());
+    } else {
+      expected.emplace_back();
+    }
+  }
+  const auto back = feed(spec, wire, seed, max_chunk);
+  require(!back.error, "decoding sockperf messages failed");
+  require(back.finish.empty(), "a sockperf stream ended inside a message");
+  require(back.messages == expected, "sockperf replies differ from what its server sends");
+  return 0;
 }
 
 inline int run(codec_kind kind, const std::uint8_t* data, std::size_t size) {
@@ -111,6 +154,8 @@ inline int run(codec_kind kind, const std::uint8_t* data, std::size_t size) {
   spec.kind = kind;
   // Small limits so -max_len=4096 inputs reach the "too long" paths.
   spec.max_message = fdp.ConsumeIntegralInRange<std::size_t>(1, 600);
+  if (kind == codec_kind::sockperf)  // its header alone is 14 bytes
+    spec.max_message = std::max(spec.max_message, sockperf::header_size);
   if (kind == codec_kind::fixed)
     spec.fixed_size =
         fdp.ConsumeIntegralInRange<std::size_t>(1, std::min<std::size_t>(spec.max_message, 64));
@@ -127,6 +172,8 @@ inline int run(codec_kind kind, const std::uint8_t* data, std::size_t size) {
     require(whole.error == chunked.error, "chunking changed the error outcome");
     require(whole.messages == chunked.messages, "chunking changed the messages");
   }
+
+  if (kind == codec_kind::sockperf) return sockperf_round_trip(fdp, spec, seed, max_chunk);
 
   // 2. Round trip: decode(encode(messages)) == messages, in fuzzer-chosen chunks.
   auto enc = make_encoder(spec);

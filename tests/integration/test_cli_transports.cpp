@@ -28,26 +28,6 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-struct run_result {
-  exit_status status;
-  std::string out;
-  std::string err;
-};
-
-// Runs a program to completion (bounded) and collects its output.
-run_result run_program(const std::vector<std::string>& argv) {
-  child_process child(child_options{argv, std::nullopt, {}});
-  run_result r;
-  auto until = deadline_after(60s);
-  while (auto line = child.read_line(until))
-    r.out += *line + "\n";
-  auto st = child.wait(until);
-  if (!st) throw std::runtime_error("netkit did not finish in time");
-  r.status = *st;
-  r.err = child.stderr_text();
-  return r;
-}
-
 // The netkit command.
 run_result run_netkit(std::vector<std::string> args) {
   args.insert(args.begin(), netkit_cli());

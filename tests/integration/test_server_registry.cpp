@@ -72,7 +72,7 @@ std::vector<std::string> names_of(transport_family family) {
 std::vector<std::string> option_args(std::string_view flag) {
   if (flag == "--reuse-port") return {std::string(flag)};
   static const std::map<std::string_view, std::string> values = {
-      {"--codec", "line"},     {"--mode", "0600"},         {"--max-conns", "5"},
+      {"--codec", "raw"},      {"--mode", "0600"},         {"--max-conns", "5"},
       {"--idle-timeout", "1"}, {"--high-water", "100000"}, {"--hard-limit", "1000000"},
       {"--threads", "2"},      {"--max-datagram", "100"}};
   if (auto v = values.find(flag); v != values.end()) return {std::string(flag), v->second};

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
 #include <string_view>
 #include <thread>
 
@@ -203,6 +204,19 @@ void child_process::kill_and_reap() noexcept {
     r = ::waitpid(pid_, &raw, 0);
   } while (r < 0 && errno == EINTR);
   status_ = r == pid_ ? decode(raw) : exit_status{};
+}
+
+run_result run_program(const std::vector<std::string>& argv, clock::duration limit) {
+  child_process child(child_options{argv, std::nullopt, {}});
+  run_result r;
+  auto until = deadline_after(limit);
+  while (auto line = child.read_line(until))
+    r.out += *line + "\n";
+  auto st = child.wait(until);
+  if (!st) throw std::runtime_error(argv.front() + " did not finish in time");
+  r.status = *st;
+  r.err = child.stderr_text();
+  return r;
 }
 
 }  // namespace netkit::test

@@ -80,4 +80,16 @@ class child_process {
   std::string stderr_path_;
 };
 
+// A program run to its end: how it ended, all its stdout and stderr.
+struct run_result {
+  exit_status status;
+  std::string out;
+  std::string err;
+};
+
+// Runs `argv` to completion within `limit` (throws std::runtime_error if it does not end
+// in time; it is then killed and reaped) and collects its output.
+run_result run_program(const std::vector<std::string>& argv,
+                       clock::duration limit = std::chrono::seconds(60));
+
 }  // namespace netkit::test

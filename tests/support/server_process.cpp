@@ -32,8 +32,10 @@ child_options make_options(const server_config& c) {
   for (const auto& a : {netkit_cli(), std::string("echo-server"), std::string("--listen"), c.listen,
                         std::string("--model"), c.model})
     o.argv.push_back(a);
-  // Datagram models take no --codec (a datagram is its own frame) and refuse it.
-  if (!c.listen.starts_with("udp://") && !c.listen.starts_with("unix-dgram://")) {
+  // Datagram models echo a datagram as it is (a datagram is its own frame): of the codecs
+  // they take only sockperf, which answers as sockperf's server does.
+  const bool datagram = c.listen.starts_with("udp://") || c.listen.starts_with("unix-dgram://");
+  if (!datagram || c.codec == "sockperf") {
     o.argv.push_back("--codec");
     o.argv.push_back(c.codec);
   }

@@ -92,7 +92,17 @@ int run(const echo_server_args& args, const given_options& given) {
 
   servers::model_settings settings;
   settings.listen = listen;
-  settings.codec = codec_spec::parse(args.codec);
+  // A datagram is its own frame: datagram models echo it (raw) unless told --codec sockperf.
+  const bool codec_given =
+      given.common[static_cast<std::size_t>(servers::common_option::codec)]->count() > 0;
+  settings.codec = codec_spec::parse(
+      codec_given || model.family == servers::transport_family::stream ? args.codec : "raw");
+  if (model.family == servers::transport_family::datagram &&
+      settings.codec.kind != codec_kind::raw && settings.codec.kind != codec_kind::sockperf)
+    throw usage_error(fmt::format(
+        "--codec {} is for streams: a datagram is its own frame; datagram models take raw "
+        "(echo, the default) or sockperf",
+        settings.codec.to_string()));
   settings.unix_mode = parse_mode(args.mode);
   settings.reuse_port = args.reuse_port;
   settings.max_conns = args.max_conns;
@@ -159,10 +169,13 @@ void add_echo_server(CLI::App& app) {
                          "Datagram receive buffer; a longer datagram is reported (MSG_TRUNC) and "
                          "not echoed")
              ->capture_default_str());
-  common(common_option::codec,
-         cmd->add_option("--codec,-c", args.codec,
-                         "Framing: raw, line, crlf, fixed:N, length, length16; optional ,max=BYTES")
-             ->capture_default_str());
+  common(
+      common_option::codec,
+      cmd->add_option("--codec,-c", args.codec,
+                      "Framing: raw, line, crlf, fixed:N, length, length16, sockperf (answers as "
+                      "`sockperf server`; datagrams: raw or sockperf, default raw); optional "
+                      ",max=BYTES")
+          ->capture_default_str());
   common(common_option::max_conns,
          cmd->add_option("--max-conns", args.max_conns,
                          "Close connections beyond this many at once, with a log line (0: no "

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   netkit::cli::add_udp_relay(app);
   netkit::cli::add_fd_pass(app);
   netkit::cli::add_lab(app);
+  netkit::cli::add_bench(app);
   try {
     // Writes to a vanished peer must come back as EPIPE, never kill us.
     netkit::ignore_sigpipe();

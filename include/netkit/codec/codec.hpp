@@ -12,14 +12,16 @@
 
 namespace netkit {
 
-enum class codec_kind { raw, fixed, line, crlf, length32, length16 };
+enum class codec_kind { raw, fixed, line, crlf, length32, length16, sockperf };
 
 struct codec_spec {
   codec_kind kind = codec_kind::line;
   std::size_t fixed_size = 0;         // fixed only: record size in bytes, 1..max_message
   std::size_t max_message = 1 << 20;  // largest payload a decoder accepts or an encoder frames
 
-  // "raw", "fixed:N", "line", "crlf", "length" (alias "length32"), "length16", each with an
+  // "raw", "fixed:N", "line", "crlf", "length" (alias "length32"), "length16", "sockperf"
+  // (netkit/codec/sockperf_codec.hpp: a decoder that yields the replies a sockperf server
+  // owes), each with an
   // optional ",max=BYTES" suffix, e.g. "line,max=65536". Throws usage_error naming the text
   // and listing the valid forms.
   static codec_spec parse(std::string_view text);
@@ -33,7 +35,9 @@ struct decode_result {
   enum class status { need_more, message, error } state = status::need_more;
   // Bytes of input to consume: the whole frame, header and delimiter included.
   std::size_t consumed = 0;
-  // Payload: a view into the input, valid until the caller consumes or appends.
+  // Payload: a view into the input, valid until the caller consumes or appends — or, for a
+  // codec whose message is not a slice of its input (sockperf), into the decoder's own
+  // storage, valid until the next decode().
   std::span<const std::byte> message;
   // When state == error: a description that lives as long as the decoder.
   std::string_view error;

@@ -1,0 +1,155 @@
+// churn over stream endpoints: each lane connects (the library's connector: timeout, source
+// address, on every backend), sends one request, reads the whole reply, closes and starts
+// again. A cycle's latency runs from the connect call to the reply's last byte. The
+// exchange is done on the bare descriptor: a whole stream_client per cycle would measure
+// the client's set-up more than the server's accept.
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <array>
+#include <memory>
+
+#include "netkit/net/connector.hpp"
+#include "worker_common.hpp"
+
+namespace netkit::loadgen::detail {
+namespace {
+
+// A failed connect waits this long before the lane tries again: EADDRNOTAVAIL comes back at
+// once, and retrying at once would spin.
+constexpr auto retry_pause = std::chrono::milliseconds(10);
+// Reads per readiness report (the lane reads at most one reply, then closes).
+constexpr int reads_per_wakeup = 16;
+
+class churn_worker;
+
+class lane final : private io_handler {
+ public:
+  lane(churn_worker& owner, std::size_t index) : owner_(owner), index_(index) {}
+  ~lane() { drop(); }
+  void start();
+
+ private:
+  void on_connected(unique_fd fd);
+  void on_io(std::uint32_t events) override;
+  void write_some();
+  void drop() noexcept;
+  void fail(std::string_view kind);
+
+  churn_worker& owner_;
+  std::size_t index_;
+  std::unique_ptr<connector> connector_;
+  unique_fd fd_;
+  watch_id watch_;
+  clock::time_point began_{};
+  std::size_t sent_ = 0, received_ = 0;
+};
+
+class churn_worker final : public worker_base {
+ public:
+  using worker_base::worker_base;
+  ~churn_worker() override { lanes_.clear(); }
+
+  bench_result run() {
+    return run_window([this] {
+      for (std::size_t i = 0; i < plan_.connections; ++i) {
+        lanes_.push_back(std::make_unique<lane>(*this, plan_.index * plan_.connections + i));
+        lanes_.back()->start();
+      }
+    });
+  }
+
+  connect_options connecting(std::size_t lane_index) const {
+    connect_options o;
+    o.timeout = config().timeout;
+    if (!config().sources.empty())
+      o.source = config().sources[lane_index % config().sources.size()];
+    return o;
+  }
+
+ private:
+  std::vector<std::unique_ptr<lane>> lanes_;
+};
+
+void lane::start() {
+  if (owner_.finished()) return;
+  began_ = clock::now();
+  sent_ = received_ = 0;
+  connector_ = make_connector(
+      owner_.loop(), owner_.config().target, owner_.connecting(index_),
+      [this](unique_fd fd, const endpoint&) { on_connected(std::move(fd)); },
+      [this](const sys_error& e) { fail(error_kind(e.errno_value())); });
+  connector_->start();
+}
+
+void lane::on_connected(unique_fd fd) {
+  fd_ = std::move(fd);
+  ++owner_.result().connects;
+  watch_ = owner_.loop().watch(fd_.get(), io_read, *this);
+  write_some();
+}
+
+void lane::write_some() {
+  auto request = owner_.request();
+  while (sent_ < request.size()) {
+    ssize_t n = ::send(fd_.get(), request.data() + sent_, request.size() - sent_, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) {
+        owner_.loop().modify(watch_, io_read | io_write);
+        return;
+      }
+      return fail(error_kind(errno));
+    }
+    sent_ += static_cast<std::size_t>(n);
+    owner_.result().bytes_sent += static_cast<std::uint64_t>(n);
+  }
+  owner_.loop().modify(watch_, io_read);
+}
+
+void lane::on_io(std::uint32_t events) {
+  if (!fd_) return;
+  if ((events & io_write) && sent_ < owner_.request().size()) {
+    write_some();
+    if (!fd_) return;
+  }
+  std::array<std::byte, 64 * 1024> scratch;
+  const std::size_t want = owner_.request().size();
+  for (int i = 0; i < reads_per_wakeup; ++i) {
+    ssize_t n = ::recv(fd_.get(), scratch.data(), std::min(scratch.size(), want - received_), 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) return;
+      return fail(error_kind(errno));
+    }
+    if (n == 0) return fail("closed");
+    received_ += static_cast<std::size_t>(n);
+    owner_.result().bytes_received += static_cast<std::uint64_t>(n);
+    if (received_ == want) {
+      owner_.record(clock::now() - began_);
+      drop();
+      start();
+      return;
+    }
+  }
+  if (owner_.loop().edge_triggered()) owner_.loop().call_again(watch_, io_read);
+}
+
+void lane::drop() noexcept {
+  if (watch_.valid()) owner_.loop().unwatch(watch_);
+  watch_ = {};
+  fd_.reset();
+}
+
+void lane::fail(std::string_view kind) {
+  drop();
+  if (owner_.finished()) return;
+  owner_.result().count_error(kind);
+  owner_.loop().run_after(retry_pause, [this] { start(); });
+}
+
+}  // namespace
+
+const worker_fn run_churn_worker = run_as<churn_worker>;
+
+}  // namespace netkit::loadgen::detail

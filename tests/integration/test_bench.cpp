@@ -1,0 +1,308 @@
+// `netkit bench` as a user runs it, against real `netkit echo-server` processes: every mode
+// on every transport and client backend, --json figures, the byte counts of the
+// independent bench/net client, and the load generator's hostile cases (reliability cases
+// 38-40): ports or addresses that run out, a stalled server, a server killed mid-run.
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <string>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "support/backend_params.hpp"
+#include "support/child_process.hpp"
+#include "support/fd_leak_guard.hpp"
+#include "support/server_process.hpp"
+#include "support/text_fields.hpp"
+
+namespace netkit::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+run_result bench(std::vector<std::string> args) {
+  args.insert(args.begin(), {netkit_cli(), "bench"});
+  return run_program(args, 90s);
+}
+
+class bench_backends : public testing::TestWithParam<std::string> {};
+
+TEST_P(bench_backends, rr_over_tcp_reports_every_figure_in_json) {
+  NETKIT_SKIP_UNAVAILABLE_BACKEND(GetParam());
+  fd_leak_guard guard;
+  server_process server({.codec = "length"});
+  auto r = bench({"rr", "--connect", server.uri(), "--model", GetParam(), "--codec", "length",
+                  "--connections", "3", "--duration", "0.3", "--warmup", "0.1", "--json"});
+  ASSERT_EQ(r.status.code, 0) << r.out << r.err;
+  for (const char* key : {"msgs_per_s", "mib_per_s", "bytes_sent", "bytes_received", "p50", "p90",
+                          "p99", "p99_9", "p99_99", "min", "max", "errors_total"})
+    EXPECT_NO_THROW(json_number(r.out, key)) << key;
+  EXPECT_GT(json_number(r.out, "messages"), 10);
+  EXPECT_EQ(json_number(r.out, "errors_total"), 0);
+  EXPECT_EQ(json_number(r.out, "established"), 3);
+  EXPECT_GT(json_number(r.out, "client_cpu_s"), 0) << "the generator's own cost, measured";
+  EXPECT_LE(json_number(r.out, "min"), json_number(r.out, "p50"));
+  EXPECT_LE(json_number(r.out, "p50"), json_number(r.out, "p99"));
+  EXPECT_LE(json_number(r.out, "p99"), json_number(r.out, "max"));
+  EXPECT_TRUE(json_true(r.out, "complete"));
+  EXPECT_NE(r.out.find("\"model\":\"" + GetParam() + "\""), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"codec\":\"length\""), std::string::npos) << r.out;
+}
+
+INSTANTIATE_TEST_SUITE_P(all, bench_backends, testing::ValuesIn(backend_names()), param_name());
+
+TEST(bench_cli, every_mode_on_unix_and_datagram_targets) {
+  fd_leak_guard guard;
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("netkit-bench-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  {
+    server_process unix_server({.codec = "line", .listen = "unix://" + (dir / "s").string()});
+    for (const char* mode : {"pingpong", "rr", "churn"}) {
+      auto r = bench({mode, "--connect", unix_server.uri(), "--codec", "line", "--connections", "2",
+                      "--duration", "0.3", "--warmup", "0.1", "--json"});
+      EXPECT_EQ(r.status.code, 0) << mode << r.out << r.err;
+      EXPECT_GT(json_number(r.out, "messages"), 0) << mode;
+    }
+    server_process udp_server({.model = "blocking", .codec = "raw", .listen = "udp://127.0.0.1:0"});
+    auto rr = bench({"rr", "--connect", udp_server.uri(), "--connections", "2", "--duration", "0.3",
+                     "--warmup", "0.1", "--json"});
+    EXPECT_EQ(rr.status.code, 0) << rr.out << rr.err;
+    EXPECT_GT(json_number(rr.out, "messages"), 10);
+    auto rate = bench({"rate", "--connect", udp_server.uri(), "--rate", "2000", "--duration", "0.5",
+                       "--warmup", "0.1", "--json"});
+    EXPECT_EQ(rate.status.code, 0) << rate.out << rate.err;
+    EXPECT_GT(json_number(rate.out, "messages"), 500);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST(bench_cli, churn_counts_connections_and_idle_connections_stay_open) {
+  fd_leak_guard guard;
+  server_process server({.codec = "raw"});
+  auto churn = bench({"churn", "--connect", server.uri(), "--connections", "4", "--duration", "0.3",
+                      "--warmup", "0.1", "--json"});
+  ASSERT_EQ(churn.status.code, 0) << churn.out << churn.err;
+  EXPECT_GT(json_number(churn.out, "connects"), 10);
+  EXPECT_GT(json_number(churn.out, "connects_per_s"), 30);
+  // Each cycle connects once and exchanges once; cycles cut by the window's edges differ.
+  EXPECT_NEAR(json_number(churn.out, "connects"), json_number(churn.out, "messages"), 4);
+  auto idle = bench({"rr", "--connect", server.uri(), "--connections", "2", "--idle", "50",
+                     "--duration", "0.3", "--warmup", "0.1", "--json"});
+  ASSERT_EQ(idle.status.code, 0) << idle.out << idle.err;
+  EXPECT_EQ(json_number(idle.out, "idle_established"), 50);
+}
+
+TEST(bench_cli, threads_and_processes_merge_their_figures) {
+  fd_leak_guard guard;
+  server_process server({.codec = "raw"});
+  auto r = bench({"rr", "--connect", server.uri(), "--connections", "8", "--threads", "2",
+                  "--processes", "2", "--duration", "0.4", "--warmup", "0.1", "--json"});
+  ASSERT_EQ(r.status.code, 0) << r.out << r.err;
+  EXPECT_EQ(json_number(r.out, "established"), 8);
+  EXPECT_GT(json_number(r.out, "messages"), 100);
+  EXPECT_EQ(json_number(r.out, "count"), json_number(r.out, "messages"))
+      << "every process's histogram arrived";
+  EXPECT_EQ(json_number(r.out, "processes"), 2);
+}
+
+// The same server, both clients at once over the same window: netkit bench's pingpong and
+// the bare epoll client must see the same throughput (their shares of one server).
+TEST(bench_cli, pingpong_byte_counts_agree_with_the_bare_epoll_client) {
+  const std::string independent = std::string(NETKIT_BINARY_DIR) + "/bin/netkit-pingpong";
+  if (!std::filesystem::exists(independent)) GTEST_SKIP() << independent << " not built";
+  fd_leak_guard guard;
+  server_process server({.codec = "raw"});
+  double best = 1e9;
+  std::string figures;
+  // Bounded: five tries; a shared, loaded machine can starve one client of a window.
+  for (int attempt = 0; attempt < 5 && best > 0.05; ++attempt) {
+    child_process other(child_options{{independent, "--connect", server.uri(), "--conns", "10",
+                                       "--size", "4096", "--warmup", "0.5", "--duration", "2"},
+                                      std::nullopt,
+                                      {}});
+    auto ours = bench({"pingpong", "--connect", server.uri(), "--connections", "10", "--size",
+                       "4096", "--warmup", "0.5", "--duration", "2", "--json"});
+    std::string all;
+    auto until = deadline_after(30s);
+    while (auto l = other.read_line(until))
+      all += *l + "\n";
+    ASSERT_TRUE(other.wait(until).has_value());
+    ASSERT_EQ(ours.status.code, 0) << ours.out << ours.err;
+    const auto bytes = number_after(all, "bytes=");
+    const auto seconds = number_after(all, "seconds=");
+    ASSERT_TRUE(bytes && seconds && *seconds > 0) << all;
+    const double theirs = *bytes / *seconds;
+    const double mine = json_number(ours.out, "bytes_received") / json_number(ours.out, "seconds");
+    best = std::min(best, std::abs(mine - theirs) / theirs);
+    figures += " netkit bench " + std::to_string(mine) + " B/s, netkit-pingpong " +
+               std::to_string(theirs) + " B/s;";
+  }
+  EXPECT_LE(best, 0.05) << figures;
+}
+
+// Reliability case 39: a server stalled for a second during an open-loop run shows in the
+// tail, because latency counts from each request's intended send time.
+TEST(bench_cli, rate_mode_shows_a_stalled_server_in_the_tail) {
+  fd_leak_guard guard;
+  server_process server({.codec = "raw"});
+  std::thread staller([&] {
+    std::this_thread::sleep_for(1200ms);
+    ::kill(server.pid(), SIGSTOP);
+    std::this_thread::sleep_for(1000ms);
+    ::kill(server.pid(), SIGCONT);
+  });
+  auto r = bench({"rate", "--connect", server.uri(), "--rate", "1000", "--spacing", "uniform",
+                  "--connections", "2", "--warmup", "1", "--duration", "3", "--json"});
+  staller.join();
+  ASSERT_EQ(r.status.code, 0) << r.out << r.err;
+  // A third of the requests were due while the server slept: they waited up to a second.
+  EXPECT_GT(json_number(r.out, "p99"), 500'000) << r.out;
+  EXPECT_GT(json_number(r.out, "max"), 800'000) << r.out;
+  EXPECT_LT(json_number(r.out, "p50"), 500'000) << r.out;
+  EXPECT_GT(json_number(r.out, "messages"), 2500) << "the stalled requests are answered, late";
+}
+
+// Reliability case 40: the target killed mid-run: exit status 1, partial results written.
+TEST(bench_cli, a_target_killed_mid_run_ends_with_partial_results_and_status_1) {
+  fd_leak_guard guard;
+  server_process server({.codec = "raw"});
+  std::thread killer([&] {
+    std::this_thread::sleep_for(1000ms);
+    server.process().kill_and_reap();
+  });
+  auto r = bench({"rr", "--connect", server.uri(), "--connections", "3", "--warmup", "0.2",
+                  "--duration", "10", "--json"});
+  killer.join();
+  EXPECT_EQ(r.status.code, 1) << r.out << r.err;
+  EXPECT_TRUE(json_true(r.out, "target_lost")) << r.out;
+  EXPECT_FALSE(json_true(r.out, "complete")) << r.out;
+  EXPECT_GT(json_number(r.out, "messages"), 0) << "what was measured before is kept";
+  EXPECT_LT(json_number(r.out, "seconds"), 5);
+  EXPECT_TRUE(r.out.find("\"closed\":") != std::string::npos ||
+              r.out.find("\"reset\":") != std::string::npos)
+      << r.out;
+}
+
+// Reliability case 40 with --reconnect: the generator keeps trying to the end of its window
+// instead of stopping, and still reports the loss.
+TEST(bench_cli, with_reconnect_a_lost_target_is_tried_until_the_end) {
+  fd_leak_guard guard;
+  server_process server({.codec = "raw"});
+  std::thread killer([&] {
+    std::this_thread::sleep_for(800ms);
+    server.process().kill_and_reap();
+  });
+  auto r = bench({"rr", "--connect", server.uri(), "--connections", "2", "--warmup", "0.2",
+                  "--duration", "2", "--reconnect", "--json"});
+  killer.join();
+  EXPECT_EQ(r.status.code, 1) << r.out << r.err;
+  EXPECT_FALSE(json_true(r.out, "target_lost")) << r.out;
+  EXPECT_GT(json_number(r.out, "seconds"), 1.9) << "ran its whole window" << r.out;
+  EXPECT_GT(json_number(r.out, "errors_total"), 0) << r.out;
+  EXPECT_GT(json_number(r.out, "messages"), 0) << r.out;
+}
+
+// Reliability case 38: connect errors are counted by kind, never dropped; running out of
+// source addresses (EADDRNOTAVAIL) comes with the advice of more sources or keep-alive.
+TEST(bench_cli, connect_errors_are_counted_by_kind_with_advice) {
+  fd_leak_guard guard;
+  auto refused = bench({"churn", "--connect", "tcp://127.0.0.1:1", "--connections", "2",
+                        "--duration", "0.3", "--warmup", "0", "--json"});
+  EXPECT_EQ(refused.status.code, 1) << refused.out << refused.err;
+  EXPECT_GT(json_number(refused.out, "refused"), 0) << refused.out;
+  server_process server({.codec = "raw"});
+  // 192.0.2.1 (TEST-NET-1) is no address of this host: binding to it fails as an exhausted
+  // port range does, with EADDRNOTAVAIL.
+  auto unavailable = bench({"churn", "--connect", server.uri(), "--source", "192.0.2.1",
+                            "--connections", "2", "--duration", "0.3", "--warmup", "0"});
+  EXPECT_EQ(unavailable.status.code, 1) << unavailable.out << unavailable.err;
+  EXPECT_NE(unavailable.out.find("addr_not_avail="), std::string::npos) << unavailable.out;
+  EXPECT_NE(unavailable.out.find("--source 127.0.0.1-127.0.0.8"), std::string::npos)
+      << unavailable.out;
+  auto rr = bench({"rr", "--connect", "tcp://127.0.0.1:1", "--duration", "0.2", "--json"});
+  EXPECT_EQ(rr.status.code, 1) << rr.out << rr.err;
+  EXPECT_TRUE(json_true(rr.out, "target_lost")) << rr.out;
+}
+
+// SIGINT (here with worker processes too): the figures so far, flagged, and status 1.
+TEST(bench_cli, a_stop_signal_prints_the_partial_results) {
+  fd_leak_guard guard;
+  server_process server({.codec = "raw"});
+  for (const char* processes : {"1", "2"}) {
+    child_process run(
+        child_options{{netkit_cli(), "bench", "rr", "--connect", server.uri(), "--connections", "2",
+                       "--processes", processes, "--warmup", "0.2", "--duration", "30", "--json"},
+                      std::nullopt,
+                      {}});
+    std::this_thread::sleep_for(1500ms);
+    run.signal(SIGINT);
+    std::string out;
+    auto until = deadline_after(20s);
+    while (auto line = run.read_line(until))
+      out += *line;
+    auto status = run.wait(until);
+    ASSERT_TRUE(status.has_value()) << processes;
+    EXPECT_EQ(status->code, 1) << processes << out << run.stderr_text();
+    EXPECT_TRUE(json_true(out, "interrupted")) << processes << out;
+    EXPECT_GT(json_number(out, "messages"), 0) << processes << out;
+    EXPECT_LT(json_number(out, "seconds"), 10) << processes << out;
+  }
+}
+
+// The progress line appears on a terminal (script(1) gives the run one) and never in a pipe.
+TEST(bench_cli, draws_a_progress_line_only_on_a_terminal) {
+  fd_leak_guard guard;
+  server_process server({.codec = "raw"});
+  const std::string command = netkit_cli() + " bench rr --connect " + server.uri() +
+                              " --connections 2 --warmup 0.2 --duration 1.5";
+  auto piped = run_program({"/bin/sh", "-c", command});
+  ASSERT_EQ(piped.status.code, 0) << piped.out << piped.err;
+  EXPECT_EQ(piped.out.find('\r'), std::string::npos) << piped.out;
+  if (!std::filesystem::exists("/usr/bin/script")) GTEST_SKIP() << "no script(1) for a pty";
+  auto tty = run_program({"/usr/bin/script", "-qfec", command, "/dev/null"});
+  ASSERT_EQ(tty.status.code, 0) << tty.out << tty.err;
+  EXPECT_NE(tty.out.find("msgs/s  p99"), std::string::npos) << tty.out;
+  EXPECT_NE(tty.out.find('\r'), std::string::npos) << tty.out;
+  EXPECT_NE(tty.out.find("latency us:"), std::string::npos) << "the summary follows" << tty.out;
+}
+
+TEST(bench_cli, spreads_connections_over_a_source_range) {
+  fd_leak_guard guard;
+  server_process server({.codec = "raw"});
+  auto r = bench({"churn", "--connect", server.uri(), "--source", "127.0.0.2-127.0.0.4",
+                  "--connections", "3", "--duration", "0.3", "--warmup", "0", "--json"});
+  ASSERT_EQ(r.status.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("\"sources\":[\"127.0.0.2\",\"127.0.0.3\",\"127.0.0.4\"]"),
+            std::string::npos)
+      << r.out;
+  EXPECT_GT(json_number(r.out, "connects"), 3);
+}
+
+TEST(bench_cli, refuses_what_cannot_run_with_a_clear_message) {
+  struct bad {
+    std::vector<std::string> args;
+    std::string says;
+  };
+  const std::vector<bad> cases = {
+      {{"churn", "--connect", "udp://127.0.0.1:9"}, "has no connections"},
+      {{"rate", "--connect", "tcp://127.0.0.1:9"}, "--rate"},
+      {{"rr", "--connect", "unix:///tmp/x", "--source", "127.0.0.1"}, "tcp://"},
+      {{"rr", "--connect", "tcp://127.0.0.1:9", "--source", "127.0.0.9-127.0.0.1"}, "upwards"},
+      {{"rr", "--connect", "tcp://127.0.0.1:9", "--threads", "4"}, "more workers"},
+      {{"rr", "--connect", "tcp://127.0.0.1:9", "--protocol", "sockperf", "--codec", "line"},
+       "its own frame"},
+      {{"rr", "--connect", "udp://127.0.0.1:9", "--size", "70000"}, "largest datagram"},
+      {{"bogus", "--connect", "tcp://127.0.0.1:9"}, "mode"},
+  };
+  for (const auto& c : cases) {
+    auto r = bench(c.args);
+    EXPECT_NE(r.status.code, 0) << c.args.front();
+    EXPECT_NE((r.err + r.out).find(c.says), std::string::npos) << r.err << r.out;
+  }
+}
+
+}  // namespace
+}  // namespace netkit::test
