@@ -38,32 +38,6 @@ server_config prefork_config(std::string codec = "line") {
   return cfg;
 }
 
-// Children of `pid` (its only thread's children file: the server is single-threaded).
-std::vector<pid_t> children_of(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
-  std::vector<pid_t> out;
-  pid_t c;
-  while (in >> c)
-    out.push_back(c);
-  return out;
-}
-
-// State letter from /proc/PID/stat ('Z' for a zombie), or '?' if the process is gone.
-char process_state(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  auto close = text.rfind(')');
-  if (close == std::string::npos || close + 2 >= text.size()) return '?';
-  return text[close + 2];
-}
-
-int zombie_children(pid_t pid) {
-  int n = 0;
-  for (pid_t c : children_of(pid))
-    n += process_state(c) == 'Z';
-  return n;
-}
-
 // Polls until `pid` has exactly `n` children, none a zombie, and none of `gone`.
 bool wait_for_workers(pid_t pid, std::size_t n, const std::vector<pid_t>& gone, deadline until) {
   for (;;) {

@@ -4,8 +4,10 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -106,6 +108,77 @@ int process_fd_count(pid_t pid) {
     if (e->d_name[0] != '.') ++count;
   ::closedir(dir);
   return count;
+}
+
+namespace {
+// Names in /proc/PID/SUB other than "." and "..", or none if it cannot be read.
+std::vector<std::string> proc_entries(pid_t pid, const char* sub) {
+  std::vector<std::string> names;
+  auto path = fmt::format("/proc/{}/{}", pid, sub);
+  DIR* dir = ::opendir(path.c_str());
+  if (!dir) return names;
+  while (dirent* e = ::readdir(dir))
+    if (e->d_name[0] != '.') names.emplace_back(e->d_name);
+  ::closedir(dir);
+  return names;
+}
+}  // namespace
+
+std::vector<pid_t> children_of(pid_t pid) {
+  std::vector<pid_t> out;
+  for (const auto& task : proc_entries(pid, "task")) {
+    std::ifstream in(fmt::format("/proc/{}/task/{}/children", pid, task));
+    pid_t c;
+    while (in >> c)
+      out.push_back(c);
+  }
+  return out;
+}
+
+char process_state(pid_t pid) {
+  std::ifstream in(fmt::format("/proc/{}/stat", pid));
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto close = text.rfind(')');
+  if (close == std::string::npos || close + 2 >= text.size()) return '?';
+  return text[close + 2];
+}
+
+int zombie_children(pid_t pid) {
+  int n = 0;
+  for (pid_t c : children_of(pid))
+    n += process_state(c) == 'Z';
+  return n;
+}
+
+int thread_count(pid_t pid) {
+  return static_cast<int>(proc_entries(pid, "task").size());
+}
+
+int socket_fd_count(pid_t pid) {
+  int n = 0;
+  for (const auto& fd : proc_entries(pid, "fd")) {
+    char target[256];
+    auto link = fmt::format("/proc/{}/fd/{}", pid, fd);
+    ssize_t len = ::readlink(link.c_str(), target, sizeof target - 1);
+    if (len > 0 && std::string_view(target, static_cast<std::size_t>(len)).starts_with("socket:"))
+      ++n;
+  }
+  return n;
+}
+
+long max_tree_rss_kib(pid_t pid) {
+  long most = 0;
+  auto rss = [](pid_t p) {
+    try {
+      return process_rss_kib(p);
+    } catch (const std::exception&) {
+      return 0L;  // ended meanwhile
+    }
+  };
+  most = rss(pid);
+  for (pid_t c : children_of(pid))
+    most = std::max(most, rss(c));
+  return most;
 }
 
 proc_sample sample_process(pid_t pid) {

@@ -38,6 +38,18 @@ std::chrono::nanoseconds process_cpu_time(pid_t pid);
 long process_rss_kib(pid_t pid);
 int process_fd_count(pid_t pid);
 
+// The process tree of a server, from /proc (empty or '?' once the process is gone):
+// its children (of every thread), a process's state letter ('Z': a zombie), how many of
+// its children are zombies, its threads, and its descriptors that are sockets.
+std::vector<pid_t> children_of(pid_t pid);
+char process_state(pid_t pid);
+int zombie_children(pid_t pid);
+int thread_count(pid_t pid);
+int socket_fd_count(pid_t pid);
+// The largest VmRSS among `pid` and its children (a forking server's memory is in the
+// child that serves).
+long max_tree_rss_kib(pid_t pid);
+
 // The netkit binary under test. Test executables get NETKIT_CLI as a compile definition
 // (the support library does not), so each test translation unit registers it below.
 std::string netkit_cli();
