@@ -55,20 +55,6 @@ server_config model_config(const std::string& model, std::string codec,
   return c;
 }
 
-// Every plan gets its own stream of `messages` frames of `spec`.
-std::vector<echo_plan> plans_of(const codec_spec& spec, std::size_t clients, std::size_t messages,
-                                std::size_t max_payload, std::size_t max_split,
-                                std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<echo_plan> out(clients);
-  for (auto& p : out) {
-    p.block = std::make_shared<std::vector<std::byte>>(
-        make_framed_stream(spec, rng, messages, max_payload));
-    p.max_split = max_split;
-  }
-  return out;
-}
-
 // SIGTERM → exit 0 within 10 s, and every process the server had started is gone.
 void expect_clean_stop(server_process& server) {
   auto children = children_of(server.pid());
@@ -105,7 +91,7 @@ TEST_P(stream_model_codec_test, one_client_random_splits_exact_echo) {
   fd_leak_guard guard;
   server_process server(config());
   EXPECT_THAT(server.banner(), HasSubstr("model=" + model() + " codec="));
-  auto p = plans_of(spec(), 1, 300, 3000, 97, 1);
+  auto p = make_echo_plans(spec(), 1, 300, 3000, 97, 1);
   auto run = run_echo_clients(server.local(), p, deadline_after(stretch(30s)), 11);
   EXPECT_EQ(run.problems(p), "");
   expect_clean_stop(server);
@@ -116,7 +102,7 @@ TEST_P(stream_model_codec_test, one_client_random_splits_exact_echo) {
 TEST_P(stream_model_codec_test, hundred_concurrent_clients_random_splits_exact_echo) {
   fd_leak_guard guard;
   server_process server(config());
-  auto p = plans_of(spec(), 100, scaled(40, 15), 1500, 61, 2);
+  auto p = make_echo_plans(spec(), 100, scaled(40, 15), 1500, 61, 2);
   auto run = run_echo_clients(server.local(), p, deadline_after(stretch(90s)), 12);
   EXPECT_FALSE(run.timed_out);
   EXPECT_EQ(run.problems(p), "");
@@ -130,35 +116,11 @@ TEST_P(stream_model_codec_test, reset_mid_message_does_not_disturb_others) {
   fd_leak_guard guard;
   server_process server(config());
   auto baseline_fds = server.sample().fds;
-  auto good = plans_of(spec(), 10, scaled(200, 60), 1500, 41, 3);
+  auto good = make_echo_plans(spec(), 10, scaled(200, 60), 1500, 41, 3);
   echo_run good_run;
   std::thread driver(
       [&] { good_run = run_echo_clients(server.local(), good, deadline_after(stretch(60s)), 13); });
-  std::mt19937_64 rng(4);
-  auto frame = make_framed_stream(spec(), rng, 1, 400);
-  for (int i = 0; i < 20; ++i) {
-    auto fd = connect_client(server.local());
-    send_all(fd.get(), std::span(frame).first(std::max<std::size_t>(1, frame.size() / 2)));
-    std::this_thread::sleep_for(1ms);
-    set_reset_on_close(fd.get());
-  }
-  {
-    auto fd = connect_client(server.local());
-    set_recv_buffer(fd.get(), 4096);
-    auto bulk = make_framed_stream(spec(), rng, 64, 4000);
-    std::size_t sent = 0;
-    auto until = deadline_after(2s);
-    // Bound: 8 MiB or 2 s (the server stops reading once it is backed up).
-    while (sent < (8u << 20) && clock::now() < until) {
-      std::size_t off = sent % bulk.size();
-      ssize_t n =
-          ::send(fd.get(), bulk.data() + off, bulk.size() - off, MSG_DONTWAIT | MSG_NOSIGNAL);
-      if (n > 0) sent += static_cast<std::size_t>(n);
-      if (n < 0) std::this_thread::sleep_for(1ms);
-    }
-    EXPECT_GT(sent, 0u);
-    set_reset_on_close(fd.get());
-  }
+  EXPECT_GT(stage_resets_mid_message(server.local(), spec(), 4), 0u);
   driver.join();
   EXPECT_EQ(good_run.problems(good), "");
   EXPECT_TRUE(
@@ -166,7 +128,7 @@ TEST_P(stream_model_codec_test, reset_mid_message_does_not_disturb_others) {
       << "descriptors: " << server.sample().fds << ", before: " << baseline_fds;
   EXPECT_TRUE(
       eventually([&] { return children_of(server.pid()).empty(); }, deadline_after(stretch(10s))));
-  auto again = plans_of(spec(), 1, 20, 500, 0, 5);
+  auto again = make_echo_plans(spec(), 1, 20, 500, 0, 5);
   EXPECT_EQ(
       run_echo_clients(server.local(), again, deadline_after(stretch(10s)), 14).problems(again),
       "");
@@ -323,7 +285,7 @@ TEST_P(stream_model_test, unix_socket_echo_and_file_removed_on_exit) {
   {
     server_process server(cfg);
     EXPECT_EQ(server.uri(), cfg.listen);
-    auto p = plans_of(codec_spec::parse("length"), 8, 64, 700, 300, 3);
+    auto p = make_echo_plans(codec_spec::parse("length"), 8, 64, 700, 300, 3);
     auto run = run_echo_clients(server.local(), p, deadline_after(stretch(30s)), 3);
     EXPECT_EQ(run.problems(p), "");
     expect_clean_stop(server);
