@@ -29,6 +29,9 @@ namespace netkit::servers {
 
 namespace {
 
+// The name (comm) of every connection thread.
+constexpr const char* connection_thread_name = "netkit-conn";
+
 class thread_server {
  public:
   explicit thread_server(const model_settings& settings)
@@ -100,6 +103,8 @@ void thread_server::start(unique_fd conn) {
 }
 
 void thread_server::serve(std::uint64_t id, unique_fd conn) {
+  // Named, so that `top -H` (and the tests) can tell connection threads apart.
+  ::pthread_setname_np(::pthread_self(), connection_thread_name);
   try {
     auto dec = make_decoder(settings_.codec);
     auto enc = make_encoder(settings_.codec);

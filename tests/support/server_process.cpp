@@ -154,6 +154,16 @@ int thread_count(pid_t pid) {
   return static_cast<int>(proc_entries(pid, "task").size());
 }
 
+int thread_count(pid_t pid, std::string_view name) {
+  int n = 0;
+  for (const auto& task : proc_entries(pid, "task")) {
+    std::ifstream in(fmt::format("/proc/{}/task/{}/comm", pid, task));
+    std::string comm;
+    n += std::getline(in, comm) && comm == name;
+  }
+  return n;
+}
+
 int socket_fd_count(pid_t pid) {
   int n = 0;
   for (const auto& fd : proc_entries(pid, "fd")) {

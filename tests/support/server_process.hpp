@@ -45,6 +45,8 @@ std::vector<pid_t> children_of(pid_t pid);
 char process_state(pid_t pid);
 int zombie_children(pid_t pid);
 int thread_count(pid_t pid);
+// Threads of `pid` whose name (comm) is `name`.
+int thread_count(pid_t pid, std::string_view name);
 int socket_fd_count(pid_t pid);
 // The largest VmRSS among `pid` and its children (a forking server's memory is in the
 // child that serves).
