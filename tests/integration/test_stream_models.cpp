@@ -254,13 +254,25 @@ TEST_P(stream_model_test, churn_of_2000_connections_leaks_no_descriptor) {
   expect_clean_stop(server);
 }
 
-// SIGTERM with a client idle and one in the middle of a frame: exit 0 within a few
-// seconds, every connection closed, nothing left running.
+// SIGTERM with a client idle, one in the middle of a frame and one that sends without
+// ever reading (the server is blocked writing to it, or holds output for it): exit 0
+// within a few seconds, every connection closed, nothing left running.
 TEST_P(stream_model_test, sigterm_stops_cleanly_with_clients_connected) {
   fd_leak_guard guard;
   server_process server(config("line"));
+  auto hog = connect_client(server.local());
+  set_recv_buffer(hog.get(), 4096);
+  set_nonblocking(hog.get(), true);
+  std::string lines;
+  for (int i = 0; i < 1000; ++i)
+    lines += "a line that is echoed to a client that never reads\n";
+  auto until = deadline_after(1s);
+  while (clock::now() < until) {  // bounded: 1 s of pushing
+    if (::send(hog.get(), lines.data(), lines.size(), MSG_NOSIGNAL) < 0)
+      std::this_thread::sleep_for(5ms);
+  }
   auto idle = connect_client(server.local());
-  if (GetParam() != "iterative") {
+  if (GetParam() != "iterative") {  // busy with the hog
     ASSERT_EQ(line_round_trip(idle.get(), "hi", deadline_after(stretch(5s))), "");
   }
   auto partial = connect_client(server.local());
@@ -363,7 +375,11 @@ TEST(fork_model, parent_holds_no_descriptor_of_a_served_connection) {
     clients.push_back(connect_client(server.local()));
     ASSERT_EQ(line_round_trip(clients.back().get(), "hi", deadline_after(stretch(5s))), "");
   }
-  EXPECT_EQ(socket_fd_count(server.pid()), 1) << "the parent kept a connected socket";
+  // The child may answer before the parent has closed its copy (right after fork): give
+  // the parent a moment; a kept descriptor would stay.
+  EXPECT_TRUE(
+      eventually([&] { return socket_fd_count(server.pid()) == 1; }, deadline_after(stretch(2s))))
+      << "the parent kept " << socket_fd_count(server.pid()) - 1 << " connected sockets";
   auto kids = children_of(server.pid());
   EXPECT_EQ(kids.size(), 10u);
   for (pid_t c : kids)
@@ -389,6 +405,7 @@ void two_hundred_exits_leave_no_zombie(const std::string& sigchld) {
   EXPECT_EQ(children_of(server.pid()).size(), n);
   clients.clear();  // every child sees EOF and exits within the same moment
   std::this_thread::sleep_for(1s);
+  EXPECT_EQ(zombie_children(server.pid()), 0) << "zombies 1 s after the exits";
   EXPECT_TRUE(
       eventually([&] { return children_of(server.pid()).empty(); }, deadline_after(stretch(5s))))
       << children_of(server.pid()).size() << " children left, " << zombie_children(server.pid())
@@ -472,8 +489,8 @@ TEST(nonblocking_model, pure_spin_burns_cpu_when_idle_and_poll_interval_does_not
     auto cpu0 = server.sample().cpu;
     std::this_thread::sleep_for(1s);
     auto cpu = server.sample().cpu - cpu0;
-    // One core flat out is ~1 s; on a shared machine it gets at least a good part of one.
-    EXPECT_GT(cpu, 200ms) << "an idle pure-spin server should burn CPU";
+    // One core flat out is ~1 s; on a busy shared machine (2 cores) still a good part.
+    EXPECT_GT(cpu, 100ms) << "an idle pure-spin server should burn CPU";
     auto start = clock::now();
     expect_clean_stop(server);
     EXPECT_LT(clock::now() - start, stretch(2s));
