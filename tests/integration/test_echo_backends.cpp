@@ -106,14 +106,9 @@ TEST_P(echo_codec_test, reset_mid_message_does_not_disturb_others) {
 TEST_P(echo_codec_test, half_close_delivers_all_pending_output_then_eof) {
   fd_leak_guard guard;
   server_process server(config());
-  std::mt19937_64 rng(6);
-  echo_plan plan;
   bool raw = spec().kind == codec_kind::raw;
-  auto block = make_framed_stream(spec(), rng, raw ? 1 : 256, raw ? (1u << 20) : 4096);
-  std::size_t want = raw ? scaled(100u << 20, 24u << 20) : scaled(8u << 20, 2u << 20);
-  plan.repeat = std::max<std::size_t>(1, want / block.size());
-  plan.block = std::make_shared<std::vector<std::byte>>(std::move(block));
-  plan.half_close = true;
+  auto plan = make_half_close_plan(
+      spec(), raw ? scaled(100u << 20, 24u << 20) : scaled(8u << 20, 2u << 20), 6);
   std::vector<echo_plan> p{plan};
   auto run = run_echo_clients(server.local(), p, deadline_after(stretch(90s)), 15, backend());
   EXPECT_EQ(run.problems(p), "");

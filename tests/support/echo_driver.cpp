@@ -521,6 +521,17 @@ std::vector<echo_plan> make_echo_plans(const codec_spec& spec, std::size_t clien
   return out;
 }
 
+echo_plan make_half_close_plan(const codec_spec& spec, std::size_t bytes, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  bool raw = spec.kind == codec_kind::raw;
+  auto block = make_framed_stream(spec, rng, raw ? 1 : 256, raw ? (1u << 20) : 4096);
+  echo_plan plan;
+  plan.repeat = std::max<std::size_t>(1, bytes / block.size());
+  plan.block = std::make_shared<std::vector<std::byte>>(std::move(block));
+  plan.half_close = true;
+  return plan;
+}
+
 std::size_t stage_resets_mid_message(const endpoint& server, const codec_spec& spec,
                                      std::uint64_t seed) {
   std::mt19937_64 rng(seed);
