@@ -245,18 +245,8 @@ aio_server::iterator aio_server::after_read(iterator it, ssize_t n) {
     return close(it);
   }
   c.in.commit(static_cast<std::size_t>(n));
-  // Bounded by the input read so far: each message consumes at least one byte.
-  for (;;) {
-    auto r = c.dec->decode(c.in.data());
-    if (r.state == decode_result::status::need_more) break;
-    if (r.state == decode_result::status::error) {
-      log(log_level::warning, "closing {}: protocol error: {}", c.peer, r.error);
-      c.closing = true;  // the replies before it still go out
-      break;
-    }
-    enc_->encode(r.message, c.out);
-    c.in.consume(r.consumed);
-  }
+  // After a protocol error: close once the replies before it are written.
+  c.closing = !support::echo_frames(*c.dec, c.in, *enc_, c.out, c.peer);
   if (!c.out.empty()) return start_write(it);
   return c.closing ? close(it) : start_read(it);
 }

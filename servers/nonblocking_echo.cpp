@@ -180,18 +180,8 @@ bool nonblocking_server::try_read(nb_connection& c) {
     return true;
   }
   c.in.commit(static_cast<std::size_t>(n));
-  // Bounded by the input read so far: each message consumes at least one byte.
-  for (;;) {
-    auto r = c.dec->decode(c.in.data());
-    if (r.state == decode_result::status::need_more) break;
-    if (r.state == decode_result::status::error) {
-      log(log_level::warning, "closing {}: protocol error: {}", c.peer, r.error);
-      c.closing = true;  // the replies before it still go out
-      break;
-    }
-    enc_->encode(r.message, c.out);
-    c.in.consume(r.consumed);
-  }
+  // After a protocol error: no more reading; the replies before it still go out.
+  c.closing = !support::echo_frames(*c.dec, c.in, *enc_, c.out, c.peer);
   return true;
 }
 

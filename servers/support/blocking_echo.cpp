@@ -46,6 +46,21 @@ int write_until_stopped(int fd, std::span<const std::byte> bytes,
 
 }  // namespace
 
+bool echo_frames(decoder& dec, byte_buffer& in, const encoder& enc, byte_buffer& out,
+                 std::string_view peer) {
+  // Bounded by the input read so far: each message consumes at least one byte.
+  for (;;) {
+    auto r = dec.decode(in.data());
+    if (r.state == decode_result::status::need_more) return true;
+    if (r.state == decode_result::status::error) {
+      log(log_level::warning, "closing {}: protocol error: {}", peer, r.error);
+      return false;
+    }
+    enc.encode(r.message, out);
+    in.consume(r.consumed);
+  }
+}
+
 void set_stop_check_timeouts(int fd) {
   if (::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &stop_check_interval, sizeof stop_check_interval) !=
       0)
@@ -92,19 +107,8 @@ std::uint64_t serve_blocking_echo(int fd, std::string_view peer, decoder& dec, c
       return written;
     }
     in.commit(static_cast<std::size_t>(n));
-    // Bounded by the input read so far: each message consumes at least one byte.
-    for (;;) {
-      auto r = dec.decode(in.data());
-      if (r.state == decode_result::status::need_more) break;
-      if (r.state == decode_result::status::error) {
-        flush();
-        log(log_level::warning, "closing {}: protocol error: {}", peer, r.error);
-        return written;
-      }
-      enc.encode(r.message, out);
-      in.consume(r.consumed);
-    }
-    if (!flush()) return written;
+    bool ok = echo_frames(dec, in, enc, out, peer);
+    if (!flush() || !ok) return written;  // after a protocol error, the replies before it
   }
   return written;
 }

@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "netkit/buffer.hpp"
 #include "netkit/codec/codec.hpp"
 #include "netkit/endpoint.hpp"
 
@@ -22,6 +23,13 @@ inline constexpr timeval stop_check_interval{0, 200'000};
 
 // SO_RCVTIMEO and SO_SNDTIMEO of `fd` set to stop_check_interval. Throws sys_error.
 void set_stop_check_timeouts(int fd);
+
+// The echo step every model without an event loop makes after a read: decodes every
+// complete frame in `in` (consuming it) and appends its re-encoded reply to `out`. Returns
+// false after a protocol error, which it logs naming `peer` ("closing PEER: protocol
+// error: ..."); the replies of the frames before it are in `out`.
+bool echo_frames(decoder& dec, byte_buffer& in, const encoder& enc, byte_buffer& out,
+                 std::string_view peer);
 
 // The peer's URI, or "(unknown peer)" when getpeername fails (it already reset).
 std::string peer_name(int fd, transport kind);
