@@ -37,9 +37,7 @@ namespace {
 using steady = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-// How late a worker blocked in read(2) notices a stop signal that landed just before the
-// call (the handler only sets a flag; SO_RCVTIMEO bounds the wait).
-constexpr timeval stop_check_interval{0, 200'000};
+using support::stop_check_interval;
 // Out of descriptors: accepting again at once would spin on EMFILE; the backlog holds
 // connections meanwhile.
 constexpr milliseconds accept_pause{100};
@@ -69,22 +67,6 @@ void set_receive_timeout(int fd, timeval tv) {
 
 // ---- worker -------------------------------------------------------------------------
 
-std::string peer_name(int fd, transport kind) {
-  try {
-    return peer_endpoint(fd, kind).to_uri();
-  } catch (const std::exception&) {
-    return "(unknown peer)";
-  }
-}
-
-// Serves one connection to EOF. Never throws for the connection's own errors.
-void serve_connection(int fd, transport kind, decoder& dec, const encoder& enc) {
-  set_receive_timeout(fd, stop_check_interval);
-  auto peer = peer_name(fd, kind);
-  log(log_level::debug, "worker {}: serving {}", ::getpid(), peer);
-  support::serve_blocking_echo(fd, peer, dec, enc, stop_requested);
-}
-
 // A worker's whole life; never returns into the caller's stack (which holds the parent's
 // listener and socket-file guard): it ends with _exit.
 [[noreturn]] void run_worker(int channel, transport kind, const codec_spec& codec) {
@@ -104,10 +86,11 @@ void serve_connection(int fd, transport kind, decoder& dec, const encoder& enc) 
             errno_text(m.err));
       for (auto& conn : m.fds) {
         try {
-          serve_connection(conn.get(), kind, *dec, *enc);
+          support::serve_accepted_echo(conn.get(), kind, *dec, *enc,
+                                       fmt::format("worker {}", ::getpid()));
         } catch (const std::exception& e) {  // that connection's problem, not the worker's
           log(log_level::error, "worker {}: closing {}: {}", ::getpid(),
-              peer_name(conn.get(), kind), e.what());
+              support::peer_name(conn.get(), kind), e.what());
         }
       }
       m.fds.clear();  // closes the connection before saying "idle"

@@ -14,6 +14,11 @@ namespace netkit::servers {
 std::vector<server_model> event_loop_models();  // event_loop_echo.cpp: select ... uring
 server_model multi_reactor_model();             // multi_reactor_echo.cpp
 server_model prefork_model();                   // prefork_echo.cpp
+server_model iterative_model();                 // iterative_echo.cpp
+server_model fork_model();                      // fork_echo.cpp
+server_model thread_model();                    // thread_echo.cpp
+server_model nonblocking_model();               // nonblocking_echo.cpp
+server_model aio_model();                       // aio_echo.cpp
 server_model dgram_blocking_model();            // dgram_blocking_echo.cpp
 server_model dgram_epoll_model();               // dgram_epoll_echo.cpp
 server_model dgram_sigio_model();               // dgram_sigio_echo.cpp
@@ -21,7 +26,8 @@ server_model dgram_sigio_model();               // dgram_sigio_echo.cpp
 const std::vector<server_model>& server_models() {
   static const std::vector<server_model> models = [] {
     auto all = event_loop_models();
-    for (auto&& m : {multi_reactor_model(), prefork_model(), dgram_blocking_model(),
+    for (auto&& m : {multi_reactor_model(), prefork_model(), iterative_model(), fork_model(),
+                     thread_model(), nonblocking_model(), aio_model(), dgram_blocking_model(),
                      dgram_epoll_model(), dgram_sigio_model()})
       all.push_back(m);
     // The listing and the error messages show a family's models together.
@@ -192,7 +198,7 @@ std::string list_models_text() {
       if (m.family != family) continue;
       auto a = m.probe ? m.probe(m) : model_availability{};
       out +=
-          fmt::format("  {:<10} {:<13} {}{}\n", m.name, a.available ? "available" : "UNAVAILABLE",
+          fmt::format("  {:<13} {:<11} {}{}\n", m.name, a.available ? "available" : "UNAVAILABLE",
                       m.description, a.available ? "" : fmt::format(" [{}]", a.problem));
     }
   }

@@ -33,17 +33,9 @@ class echo_codec_test : public testing::TestWithParam<backend_codec> {
   const std::string& backend() const { return backend_of(GetParam()); }
   codec_spec spec() const { return codec_spec::parse(codec_of(GetParam())); }
 
-  // Every plan gets its own stream of `messages` messages.
   std::vector<echo_plan> plans(std::size_t clients, std::size_t messages, std::size_t max_payload,
                                std::size_t max_split, std::uint64_t seed) const {
-    std::mt19937_64 rng(seed);
-    std::vector<echo_plan> out(clients);
-    for (auto& p : out) {
-      p.block = std::make_shared<std::vector<std::byte>>(
-          make_framed_stream(spec(), rng, messages, max_payload));
-      p.max_split = max_split;
-    }
-    return out;
+    return make_echo_plans(spec(), clients, messages, max_payload, max_split, seed);
   }
 
   static void expect_clean_stop(server_process& server) {
@@ -84,36 +76,9 @@ TEST_P(echo_codec_test, reset_mid_message_does_not_disturb_others) {
     good_run = run_echo_clients(server.local(), good, deadline_after(stretch(60s)), 13, backend());
   });
 
-  std::mt19937_64 rng(4);
-  auto frame = make_framed_stream(spec(), rng, 1, 400);
-  for (int i = 0; i < 20; ++i) {
-    auto fd = connect_client(server.local());
-    // Half a frame (at least one byte), then RST.
-    send_all(fd.get(), std::span(frame).first(std::max<std::size_t>(1, frame.size() / 2)));
-    std::this_thread::sleep_for(1ms);
-    set_reset_on_close(fd.get());
-  }
-  // Case 10: pending output when the peer resets. The client sends 8 MiB and reads
-  // nothing, so the server holds queued echo output (it pauses reading at its high-water
-  // mark); then the peer resets.
-  {
-    auto fd = connect_client(server.local());
-    set_recv_buffer(fd.get(), 4096);
-    auto bulk = std::make_shared<std::vector<std::byte>>(make_framed_stream(spec(), rng, 64, 4000));
-    std::size_t sent = 0;
-    auto until = deadline_after(2s);
-    // Bound: 8 MiB or 2 s, whichever first (the server stops reading once it is backed up).
-    // The stream stays whole frames: each send continues where the last one stopped.
-    while (sent < (8u << 20) && clock::now() < until) {
-      std::size_t off = sent % bulk->size();
-      ssize_t n =
-          ::send(fd.get(), bulk->data() + off, bulk->size() - off, MSG_DONTWAIT | MSG_NOSIGNAL);
-      if (n > 0) sent += static_cast<std::size_t>(n);
-      if (n < 0) std::this_thread::sleep_for(1ms);
-    }
-    EXPECT_GT(sent, 0u);
-    set_reset_on_close(fd.get());
-  }
+  // Case 10, with pending output when the last peer resets: the server holds queued
+  // echo output for it (it pauses reading at its high-water mark).
+  EXPECT_GT(stage_resets_mid_message(server.local(), spec(), 4), 0u);
   driver.join();
   EXPECT_EQ(good_run.problems(good), "");
 
@@ -141,14 +106,9 @@ TEST_P(echo_codec_test, reset_mid_message_does_not_disturb_others) {
 TEST_P(echo_codec_test, half_close_delivers_all_pending_output_then_eof) {
   fd_leak_guard guard;
   server_process server(config());
-  std::mt19937_64 rng(6);
-  echo_plan plan;
   bool raw = spec().kind == codec_kind::raw;
-  auto block = make_framed_stream(spec(), rng, raw ? 1 : 256, raw ? (1u << 20) : 4096);
-  std::size_t want = raw ? scaled(100u << 20, 24u << 20) : scaled(8u << 20, 2u << 20);
-  plan.repeat = std::max<std::size_t>(1, want / block.size());
-  plan.block = std::make_shared<std::vector<std::byte>>(std::move(block));
-  plan.half_close = true;
+  auto plan = make_half_close_plan(
+      spec(), raw ? scaled(100u << 20, 24u << 20) : scaled(8u << 20, 2u << 20), 6);
   std::vector<echo_plan> p{plan};
   auto run = run_echo_clients(server.local(), p, deadline_after(stretch(90s)), 15, backend());
   EXPECT_EQ(run.problems(p), "");

@@ -85,7 +85,7 @@ TEST(server_options, list_models_names_every_model_and_its_availability) {
   EXPECT_TRUE(status->exited_normally());
   for (const auto& name : backend_names()) {
     auto problem = backend_problem(name);
-    EXPECT_THAT(out, HasSubstr(name + std::string(10 - name.size(), ' ') + " " +
+    EXPECT_THAT(out, HasSubstr(name + std::string(13 - name.size(), ' ') + " " +
                                (problem ? "UNAVAILABLE" : "available")))
         << out;
   }

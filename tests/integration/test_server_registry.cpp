@@ -92,7 +92,7 @@ std::string listen_uri(transport_family f) {
 TEST(server_registry, lists_exactly_the_models) {
   EXPECT_THAT(names_of(transport_family::stream),
               testing::ElementsAre("select", "poll", "epoll", "epoll-et", "uring", "multi-reactor",
-                                   "prefork"));
+                                   "prefork", "iterative", "fork", "thread", "nonblocking", "aio"));
   EXPECT_THAT(names_of(transport_family::datagram),
               testing::ElementsAre("blocking", "epoll", "sigio"));
   for (const auto& m : servers::server_models()) {

@@ -50,15 +50,8 @@ class uring_echo : public testing::Test {
   static std::vector<echo_plan> plans(const std::string& codec, std::size_t clients,
                                       std::size_t messages, std::size_t max_payload,
                                       std::size_t max_split, std::uint64_t seed) {
-    auto spec = codec_spec::parse(codec);
-    std::mt19937_64 rng(seed);
-    std::vector<echo_plan> out(clients);
-    for (auto& p : out) {
-      p.block = std::make_shared<std::vector<std::byte>>(
-          make_framed_stream(spec, rng, messages, max_payload));
-      p.max_split = max_split;
-    }
-    return out;
+    return make_echo_plans(codec_spec::parse(codec), clients, messages, max_payload, max_split,
+                           seed);
   }
 
   // The server's descriptor count returns to `baseline` (closes complete once the

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <limits>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -505,6 +506,58 @@ echo_run run_echo_clients(const endpoint& server, const std::vector<echo_plan>& 
   }
   run.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - start);
   return run;
+}
+
+std::vector<echo_plan> make_echo_plans(const codec_spec& spec, std::size_t clients,
+                                       std::size_t messages, std::size_t max_payload,
+                                       std::size_t max_split, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<echo_plan> out(clients);
+  for (auto& p : out) {
+    p.block = std::make_shared<std::vector<std::byte>>(
+        make_framed_stream(spec, rng, messages, max_payload));
+    p.max_split = max_split;
+  }
+  return out;
+}
+
+echo_plan make_half_close_plan(const codec_spec& spec, std::size_t bytes, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  bool raw = spec.kind == codec_kind::raw;
+  auto block = make_framed_stream(spec, rng, raw ? 1 : 256, raw ? (1u << 20) : 4096);
+  echo_plan plan;
+  plan.repeat = std::max<std::size_t>(1, bytes / block.size());
+  plan.block = std::make_shared<std::vector<std::byte>>(std::move(block));
+  plan.half_close = true;
+  return plan;
+}
+
+std::size_t stage_resets_mid_message(const endpoint& server, const codec_spec& spec,
+                                     std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  auto frame = make_framed_stream(spec, rng, 1, 400);
+  for (int i = 0; i < 20; ++i) {
+    auto fd = connect_client(server);
+    // Half a frame (at least one byte), then RST.
+    send_all(fd.get(), std::span(frame).first(std::max<std::size_t>(1, frame.size() / 2)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    set_reset_on_close(fd.get());
+  }
+  auto fd = connect_client(server);
+  set_recv_buffer(fd.get(), 4096);
+  auto bulk = make_framed_stream(spec, rng, 64, 4000);
+  std::size_t sent = 0;
+  auto until = deadline_after(std::chrono::seconds(2));
+  // Bound: 8 MiB or 2 s, whichever first (the server stops reading once it is backed up).
+  // The stream stays whole frames: each send continues where the last one stopped.
+  while (sent < (8u << 20) && clock::now() < until) {
+    std::size_t off = sent % bulk.size();
+    ssize_t n = ::send(fd.get(), bulk.data() + off, bulk.size() - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n > 0) sent += static_cast<std::size_t>(n);
+    if (n < 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  set_reset_on_close(fd.get());
+  return sent;
 }
 
 }  // namespace netkit::test

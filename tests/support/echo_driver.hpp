@@ -43,6 +43,25 @@ namespace netkit::test {
 std::vector<std::byte> make_framed_stream(const codec_spec& spec, std::mt19937_64& rng,
                                           std::size_t messages, std::size_t max_payload);
 
+struct echo_plan;
+// `clients` plans, each its own stream of `messages` frames of `spec` (payloads up to
+// max_payload) sent in splits of up to max_split bytes (0: unsplit).
+std::vector<echo_plan> make_echo_plans(const codec_spec& spec, std::size_t clients,
+                                       std::size_t messages, std::size_t max_payload,
+                                       std::size_t max_split, std::uint64_t seed);
+
+// Reliability case 11's client: about `bytes` of whole frames of `spec` (1 MiB blocks for
+// raw, blocks of 256 frames of up to 4 KiB otherwise, repeated), then shutdown(SHUT_WR),
+// then the server's EOF.
+echo_plan make_half_close_plan(const codec_spec& spec, std::size_t bytes, std::uint64_t seed);
+
+// Reliability case 10 staged against `server`: 20 clients send half a frame of `spec` and
+// reset (SO_LINGER {1, 0}); then one client with a 4 KiB receive buffer sends frames
+// without reading (8 MiB or 2 s, whichever first: the server backs up and holds output
+// for it) and resets. Returns the bytes that last client got to send.
+std::size_t stage_resets_mid_message(const endpoint& server, const codec_spec& spec,
+                                     std::uint64_t seed);
+
 struct echo_plan {
   // Whole frames; the client sends them `repeat` times back to back.
   std::shared_ptr<const std::vector<std::byte>> block;

@@ -1,27 +1,52 @@
 #include "support/process_tree.hpp"
 
+#include <dirent.h>
+#include <unistd.h>
+
 #include <algorithm>
-#include <filesystem>
+#include <exception>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <thread>
 
+#include <fmt/format.h>
+
+#include "support/server_process.hpp"
+
 namespace netkit::test {
 
-namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
+namespace {
+
+// Names in /proc/PID/SUB other than "." and "..", or none if it cannot be read.
+std::vector<std::string> proc_entries(pid_t pid, const char* sub) {
+  std::vector<std::string> names;
+  auto path = fmt::format("/proc/{}/{}", pid, sub);
+  DIR* dir = ::opendir(path.c_str());
+  if (!dir) return names;
+  while (dirent* e = ::readdir(dir))
+    if (e->d_name[0] != '.') names.emplace_back(e->d_name);
+  ::closedir(dir);
+  return names;
+}
+
+}  // namespace
+
 std::vector<pid_t> children_of(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
   std::vector<pid_t> out;
-  pid_t c;
-  while (in >> c)
-    out.push_back(c);
+  for (const auto& task : proc_entries(pid, "task")) {
+    std::ifstream in(fmt::format("/proc/{}/task/{}/children", pid, task));
+    pid_t c;
+    while (in >> c)
+      out.push_back(c);
+  }
   return out;
 }
 
 char process_state(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::ifstream in(fmt::format("/proc/{}/stat", pid));
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   auto close = text.rfind(')');
   if (close == std::string::npos || close + 2 >= text.size()) return '?';
@@ -47,25 +72,42 @@ bool wait_for_workers(pid_t pid, std::size_t n, const std::vector<pid_t>& gone, 
   }
 }
 
-std::size_t thread_count(pid_t pid) {
-  std::error_code ec;
+std::size_t thread_count(pid_t pid) { return proc_entries(pid, "task").size(); }
+
+std::size_t thread_count(pid_t pid, std::string_view name) {
   std::size_t n = 0;
-  for (fs::directory_iterator it("/proc/" + std::to_string(pid) + "/task", ec), end;
-       !ec && it != end; it.increment(ec))
-    ++n;
+  for (const auto& task : proc_entries(pid, "task")) {
+    std::ifstream in(fmt::format("/proc/{}/task/{}/comm", pid, task));
+    std::string comm;
+    n += std::getline(in, comm) && comm == name;
+  }
   return n;
 }
 
 std::size_t socket_count(pid_t pid) {
-  std::error_code ec;
   std::size_t n = 0;
-  for (fs::directory_iterator it("/proc/" + std::to_string(pid) + "/fd", ec), end; !ec && it != end;
-       it.increment(ec)) {
-    std::error_code link_ec;
-    auto target = fs::read_symlink(it->path(), link_ec);
-    if (!link_ec && target.string().rfind("socket:", 0) == 0) ++n;
+  for (const auto& fd : proc_entries(pid, "fd")) {
+    char target[256];
+    auto link = fmt::format("/proc/{}/fd/{}", pid, fd);
+    ssize_t len = ::readlink(link.c_str(), target, sizeof target - 1);
+    if (len > 0 && std::string_view(target, static_cast<std::size_t>(len)).starts_with("socket:"))
+      ++n;
   }
   return n;
+}
+
+long max_tree_rss_kib(pid_t pid) {
+  auto rss = [](pid_t p) {
+    try {
+      return process_rss_kib(p);
+    } catch (const std::exception&) {
+      return 0L;  // ended meanwhile
+    }
+  };
+  long most = rss(pid);
+  for (pid_t c : children_of(pid))
+    most = std::max(most, rss(c));
+  return most;
 }
 
 }  // namespace netkit::test

@@ -5,14 +5,14 @@
 #include <sys/types.h>
 
 #include <cstddef>
+#include <string_view>
 #include <vector>
 
 #include "support/test_env.hpp"
 
 namespace netkit::test {
 
-// Children of `pid` (its main thread's children file: the supervising parents under test
-// fork from their main thread).
+// Children of `pid`, forked by any of its threads.
 std::vector<pid_t> children_of(pid_t pid);
 
 // State letter from /proc/PID/stat ('Z' for a zombie), or '?' if the process is gone.
@@ -26,8 +26,14 @@ bool wait_for_workers(pid_t pid, std::size_t n, const std::vector<pid_t>& gone, 
 
 // Threads of `pid` (entries of /proc/PID/task); 0 if it is gone.
 std::size_t thread_count(pid_t pid);
+// Threads of `pid` whose name (comm) is `name`.
+std::size_t thread_count(pid_t pid, std::string_view name);
 
 // Descriptors of `pid` that are sockets (links "socket:[inode]" in /proc/PID/fd).
 std::size_t socket_count(pid_t pid);
+
+// The largest VmRSS among `pid` and its children (a forking server's memory is in the
+// child that serves).
+long max_tree_rss_kib(pid_t pid);
 
 }  // namespace netkit::test

@@ -4,8 +4,10 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -109,6 +111,7 @@ int process_fd_count(pid_t pid) {
   ::closedir(dir);
   return count;
 }
+
 
 proc_sample sample_process(pid_t pid) {
   return {process_cpu_time(pid), process_rss_kib(pid), process_fd_count(pid)};

@@ -222,6 +222,9 @@ void add_echo_server(CLI::App& app) {
   }
   cmd->add_flag("--list-models", args.list_models,
                 "List the I/O models and whether this kernel supports each");
+  // The models and their limits (e.g. iterative: the others wait in the backlog), built
+  // only when --help is shown: listing probes the kernel.
+  cmd->footer([] { return "\nI/O models (--model):\n" + servers::list_models_text(); });
   cmd->add_flag("--verbose,-v", args.verbose, "Log one line per connection");
   cmd->callback([] {
     if (int rc = run(args, given); rc != 0) throw CLI::RuntimeError(rc);
