@@ -11,5 +11,6 @@ void add_echo_server(CLI::App& app);
 void add_echo_client(CLI::App& app);
 void add_udp_relay(CLI::App& app);
 void add_fd_pass(CLI::App& app);
+void add_chat_server(CLI::App& app);
 
 }  // namespace netkit::cli

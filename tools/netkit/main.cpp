@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   netkit::cli::add_echo_client(app);
   netkit::cli::add_udp_relay(app);
   netkit::cli::add_fd_pass(app);
+  netkit::cli::add_chat_server(app);
   try {
     // Writes to a vanished peer must come back as EPIPE, never kill us.
     netkit::ignore_sigpipe();
