@@ -67,6 +67,9 @@ server_options make_server_options(const chat_server_options& o) {
   s.hard_limit = o.room.max_output;
   s.high_water = std::max<std::size_t>(o.room.max_output / 2, 1);
   s.low_water = s.high_water / 4;
+  // Without a fixed send buffer the kernel would hold several MiB for a member that stopped
+  // reading (autotuning) before the output cap is ever reached.
+  s.send_buffer = o.send_buffer;
   return s;
 }
 

@@ -15,6 +15,9 @@ struct chat_server_options {
   std::string model = "epoll";  // an event-loop backend: select, poll, epoll, epoll-et, uring
   std::size_t threads = 1;      // > 1: a multi_reactor (tcp only)
   std::size_t max_connections = 0;
+  // SO_SNDBUF of each connection: the kernel's share of what a member that stopped reading
+  // may hold, beside room.max_output in the server (0: the kernel's autotuning, MiBs).
+  std::size_t send_buffer = 64 << 10;
   room_options room;
 };
 

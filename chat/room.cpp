@@ -217,7 +217,7 @@ void room::on_close(connection& c, close_reason why) {
     how = fmt::format("disconnected: not reading, over {} bytes of output queued",
                       options_.max_output);
   } else if (how.empty()) {
-    how = why == close_reason::peer_closed ? "left" : std::string(to_string(why));
+    how = why == close_reason::peer_closed ? "connection closed" : std::string(to_string(why));
   }
   log(log_level::debug, "{} ({}) left: {}", s->nick, c.peer().to_uri(), how);
   tell_members(notice(fmt::format("{} left ({})", s->nick, how)));

@@ -29,11 +29,12 @@ std::string read_proc_file(pid_t pid, const char* name) {
 child_options make_options(const server_config& c) {
   child_options o;
   o.argv = c.wrapper;
-  for (const auto& a : {netkit_cli(), std::string("echo-server"), std::string("--listen"), c.listen,
+  for (const auto& a : {netkit_cli(), c.command, std::string("--listen"), c.listen,
                         std::string("--model"), c.model})
     o.argv.push_back(a);
   // Datagram models take no --codec (a datagram is its own frame) and refuse it.
-  if (!c.listen.starts_with("udp://") && !c.listen.starts_with("unix-dgram://")) {
+  if (c.command == "echo-server" && !c.listen.starts_with("udp://") &&
+      !c.listen.starts_with("unix-dgram://")) {
     o.argv.push_back("--codec");
     o.argv.push_back(c.codec);
   }
@@ -132,8 +133,8 @@ server_process::server_process(server_config config, std::chrono::milliseconds s
   if (!line || !line->starts_with("listening on ")) {
     auto status = child_.wait(clock::now() + std::chrono::milliseconds(200));
     throw std::runtime_error(
-        fmt::format("echo-server (model={} codec={}) did not start: first line {}; {}; stderr:\n{}",
-                    config_.model, config_.codec, line ? fmt::format("'{}'", *line) : "missing",
+        fmt::format("{} (model={} codec={}) did not start: first line {}; {}; stderr:\n{}",
+                    config_.command, config_.model, config_.codec, line ? fmt::format("'{}'", *line) : "missing",
                     status ? status->describe() : "still running", child_.stderr_text()));
   }
   banner_ = *line;

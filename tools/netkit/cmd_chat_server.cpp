@@ -25,6 +25,7 @@ struct chat_server_args {
   double idle_timeout = 0;
   std::size_t max_line = chat::room_options{}.max_line;
   std::size_t max_output = chat::room_options{}.max_output;
+  std::size_t send_buffer = chat::chat_server_options{}.send_buffer;
   bool verbose = false;
 };
 
@@ -93,6 +94,10 @@ void add_chat_server(CLI::App& app) {
                   "from it, above it the client is disconnected (slow consumer)")
       ->capture_default_str()
       ->check(CLI::Range(1024, 1 << 30));
+  cmd->add_option("--send-buffer", args.send_buffer,
+                  "SO_SNDBUF per client in bytes (the kernel doubles it; 0: autotuned, which lets "
+                  "the kernel hold MiBs for a client that stopped reading)")
+      ->capture_default_str();
   cmd->add_flag("--verbose,-v", args.verbose, "Log joins, leaves and drops");
   cmd->callback([] {
     if (args.verbose) set_log_level(log_level::debug);
@@ -106,6 +111,7 @@ void add_chat_server(CLI::App& app) {
     o.room.idle_timeout = to_ms(args.idle_timeout);
     o.room.max_line = args.max_line;
     o.room.max_output = args.max_output;
+    o.send_buffer = args.send_buffer;
     if (int rc = chat::run_chat_server(o); rc != 0) throw CLI::RuntimeError(rc);
   });
 }
