@@ -28,6 +28,8 @@ class pty_process {
   pty_process& operator=(const pty_process&) = delete;
 
   pid_t pid() const noexcept { return pid_; }
+  // The terminal's master side (tcgetattr on it reads the terminal's modes).
+  int master() const noexcept { return master_.get(); }
   // Writes to the terminal as typed keys ("hello\r", "\x03" for Ctrl-C, "\x04" Ctrl-D).
   void type(std::string_view keys);
   // Everything shown so far, with the terminal's "\r\n" turned into "\n".
