@@ -8,11 +8,14 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 
+#include <cstdlib>
+#include <filesystem>
 #include <thread>
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include "support/backend_params.hpp"
 #include "support/child_process.hpp"
 #include "support/fd_leak_guard.hpp"
 #include "support/pty_process.hpp"
@@ -167,11 +170,18 @@ TEST_F(p2p_chat_test, peer_helper_killed_with_sigkill) {
 }
 
 // Scripted: stdin and stdout are pipes; a burst of messages of many sizes, written at once,
-// arrives as exactly those messages.
-TEST(p2p_chat_pipes, scripted_with_pipes_and_framing_intact) {
+// arrives as exactly those messages. Over TCP and over a Unix socket (whose file is gone
+// once the peer is in).
+class p2p_chat_pipes : public testing::TestWithParam<std::string> {};
+
+TEST_P(p2p_chat_pipes, scripted_with_pipes_and_framing_intact) {
   fd_leak_guard guard;
+  std::string dir = (std::filesystem::temp_directory_path() / "netkit-p2p-XXXXXX").string();
+  ASSERT_NE(::mkdtemp(dir.data()), nullptr);
+  const std::string socket_path = dir + "/p2p.sock";
   child_options lo;
-  lo.argv = {netkit_cli(), "p2p-chat", "--listen", "tcp://127.0.0.1:0"};
+  lo.argv = {netkit_cli(), "p2p-chat", "--listen",
+             GetParam() == "tcp" ? "tcp://127.0.0.1:0" : "unix://" + socket_path};
   lo.stdin_from = child_options::input::pipe;
   child_process a(lo);
   auto first = a.read_line(deadline_after(stretch(10s)));
@@ -190,7 +200,13 @@ TEST(p2p_chat_pipes, scripted_with_pipes_and_framing_intact) {
         fmt::format("{} {}", i, std::string(static_cast<std::size_t>(i * 97 % 5000), 'm')));
     burst += sent.back() + "\n";
   }
-  a.write_stdin(burst);
+  // Written while b's output is read: the burst is more than the pipes and a Unix
+  // socket's buffer hold together.
+  std::thread writer([&] { a.write_stdin(burst); });
+  struct joiner {
+    std::thread& t;
+    ~joiner() { t.join(); }
+  } join_writer{writer};
   for (const auto& m : sent) {
     auto line = b.read_line(deadline_after(stretch(10s)));
     ASSERT_TRUE(line);
@@ -204,7 +220,11 @@ TEST(p2p_chat_pipes, scripted_with_pipes_and_framing_intact) {
   auto a_end = a.wait(deadline_after(stretch(5s)));
   ASSERT_TRUE(a_end);
   EXPECT_EQ(a_end->code, 0) << a.stderr_text();
+  EXPECT_FALSE(std::filesystem::exists(socket_path));
+  std::filesystem::remove_all(dir);
 }
+
+INSTANTIATE_TEST_SUITE_P(transports, p2p_chat_pipes, testing::Values("tcp", "unix"), param_name{});
 
 TEST(p2p_chat_errors, refused_connect_names_the_address_and_exits_1) {
   fd_leak_guard guard;
