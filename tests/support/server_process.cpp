@@ -132,10 +132,10 @@ server_process::server_process(server_config config, std::chrono::milliseconds s
   auto line = child_.read_line(until);
   if (!line || !line->starts_with("listening on ")) {
     auto status = child_.wait(clock::now() + std::chrono::milliseconds(200));
-    throw std::runtime_error(
-        fmt::format("{} (model={} codec={}) did not start: first line {}; {}; stderr:\n{}",
-                    config_.command, config_.model, config_.codec, line ? fmt::format("'{}'", *line) : "missing",
-                    status ? status->describe() : "still running", child_.stderr_text()));
+    throw std::runtime_error(fmt::format(
+        "{} (model={} codec={}) did not start: first line {}; {}; stderr:\n{}", config_.command,
+        config_.model, config_.codec, line ? fmt::format("'{}'", *line) : "missing",
+        status ? status->describe() : "still running", child_.stderr_text()));
   }
   banner_ = *line;
   auto rest = banner_.substr(std::string_view("listening on ").size());
