@@ -1,4 +1,6 @@
 // chat_server: a broadcast chat room on netkit's public API.
+// (The full service, with nicks, commands and slow-consumer protection, is netkit chat-server:
+// chat/ in this tree. This stays the smallest complete use of broadcast.)
 //
 //   build/release/examples/chat_server --listen tcp://127.0.0.1:9000
 //   build/release/examples/chat_client tcp://127.0.0.1:9000        (in two or more terminals)

@@ -7,6 +7,8 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include <algorithm>
+#include <climits>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -88,8 +90,13 @@ inline bool admit_connection(std::size_t max_connections, connection_stats& stat
   return false;
 }
 
-// Echo-style request/response traffic must not wait for Nagle's algorithm.
-inline void tune_accepted(int fd, const endpoint& peer) {
+// Echo-style request/response traffic must not wait for Nagle's algorithm; a fixed send
+// buffer when the options ask for one (best effort: the kernel clamps it to wmem_max).
+inline void tune_accepted(int fd, const endpoint& peer, const connection_options& options) {
+  if (options.send_buffer > 0) {
+    int size = static_cast<int>(std::min<std::size_t>(options.send_buffer, INT_MAX / 2));
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+  }
   if (peer.kind() != transport::tcp) return;
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);

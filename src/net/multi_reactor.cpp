@@ -214,6 +214,15 @@ void multi_reactor::post_broadcast(std::span<const std::byte> message, conn_id e
   }
 }
 
+void multi_reactor::post_each(const std::function<void(stream_server&)>& fn) {
+  for (auto& owned : reactors_) {
+    auto* r = owned.get();
+    r->loop->post([r, fn] {
+      if (r->server) fn(*r->server);
+    });
+  }
+}
+
 void post_send(event_loop& loop, stream_server& server, conn_id id,
                std::vector<std::byte> message) {
   loop.post([&server, id, message = std::move(message)] { send_or_log(server, id, message); });

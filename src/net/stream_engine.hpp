@@ -76,7 +76,7 @@ class engine_base : public stream_engine {
 
   std::optional<conn_id> adopt(unique_fd fd, endpoint peer) override {
     if (shutting_down_ || !admit_connection(max_connections_, stats_, peer)) return std::nullopt;
-    tune_accepted(fd.get(), peer);
+    tune_accepted(fd.get(), peer, options_);
     auto& c =
         conns_.emplace([&](conn_id id) { return create(id, std::move(fd), std::move(peer)); });
     try {

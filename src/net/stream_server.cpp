@@ -202,8 +202,14 @@ std::unique_ptr<stream_server> make_stream_server(event_loop& loop, server_optio
 }
 
 int run_until_signal(event_loop& loop, stream_server& server) {
+  return run_until_signal(loop, server, {});
+}
+
+int run_until_signal(event_loop& loop, stream_server& server,
+                     const std::function<void()>& before_shutdown) {
   loop.stop_on_signals({SIGINT, SIGTERM});
   loop.run();
+  if (before_shutdown) before_shutdown();
   server.begin_shutdown();
   // Bounded: the server force-closes whatever has not drained by its drain timeout.
   auto deadline = event_loop::clock::now() + std::chrono::seconds(60);

@@ -5,9 +5,11 @@
 #include <fcntl.h>
 #include <sys/socket.h>
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <numeric>
 #include <set>
 #include <string>
 #include <thread>
@@ -208,6 +210,25 @@ TEST_P(app_test, conn_ids_are_hashable_ordered_and_findable) {
     if (c.id().slot % 2 == 0) c.close();
   });
   EXPECT_EQ(visited, 5u);
+}
+
+TEST_P(app_test, send_buffer_fixes_each_connections_so_sndbuf) {
+  fd_leak_guard guard;
+  event_loop loop(GetParam());
+  std::vector<int> sizes;
+  stream_handler h;
+  h.on_connect = [&](connection& c) {
+    int size = 0;
+    socklen_t len = sizeof size;
+    ASSERT_EQ(::getsockopt(c.fd(), SOL_SOCKET, SO_SNDBUF, &size, &len), 0);
+    sizes.push_back(size);
+  };
+  server_options so = line_server();
+  so.send_buffer = 8192;
+  auto server = make_stream_server(loop, so, h);
+  auto fd = connect_client(server->local());
+  ASSERT_TRUE(run_until(loop, [&] { return sizes.size() == 1; }));
+  EXPECT_EQ(sizes[0], 2 * 8192);  // the kernel doubles what it is given
 }
 
 TEST_P(app_test, adopted_descriptor_is_served_like_an_accepted_one) {
@@ -418,6 +439,39 @@ TEST_P(multi_app_test, post_send_and_broadcast_find_the_owning_loop_from_the_id)
     EXPECT_EQ(firsts, expected);
     fds.clear();
   }
+}
+
+TEST_P(multi_app_test, post_each_runs_on_every_loop_thread_in_posting_order) {
+  fd_leak_guard guard;
+  multi_reactor reactors(3, GetParam(), line_server(), {});
+  std::mutex mutex;
+  std::map<const stream_server*, std::vector<int>> seen;  // per server, the calls' order
+  std::atomic<int> on_wrong_thread{0};
+  for (int k = 0; k < 20; ++k)
+    reactors.post_each([&, k](stream_server& s) {
+      if (!s.loop().in_loop_thread()) ++on_wrong_thread;
+      std::lock_guard lock(mutex);
+      seen[&s].push_back(k);
+    });
+  auto until = deadline_after(stretch(5s));
+  for (;;) {
+    {
+      std::lock_guard lock(mutex);
+      std::size_t total = 0;
+      for (const auto& [server, calls] : seen)
+        total += calls.size();
+      if (total == 60 || clock::now() > until) break;
+    }
+    std::this_thread::sleep_for(1ms);
+  }
+  reactors.stop();
+  reactors.join();
+  EXPECT_EQ(on_wrong_thread, 0);
+  ASSERT_EQ(seen.size(), 3u);
+  std::vector<int> in_order(20);
+  std::iota(in_order.begin(), in_order.end(), 0);
+  for (const auto& [server, calls] : seen)
+    EXPECT_EQ(calls, in_order);
 }
 
 TEST_P(multi_app_test, a_message_the_codec_refuses_is_dropped_and_the_reactor_serves_on) {

@@ -69,8 +69,8 @@ TEST(cli_help, usage_names_netkit_not_the_path_of_the_binary) {
   fd_leak_guard leaks;
   ASSERT_TRUE(fs::path(netkit_cli()).is_absolute()) << netkit_cli();
   EXPECT_EQ(help_of(netkit_cli(), {}).usage, "Usage: netkit [OPTIONS] SUBCOMMAND");
-  // netkit itself, its five subcommands and fd-pass's two.
-  EXPECT_GE(expect_named_netkit(netkit_cli()), 8);
+  // netkit itself, its eight subcommands and fd-pass's two.
+  EXPECT_GE(expect_named_netkit(netkit_cli()), 11);
 }
 
 TEST(cli_help, usage_names_netkit_when_started_through_a_link_of_another_name) {

@@ -31,13 +31,13 @@ std::string read_proc_file(pid_t pid, const char* name) {
 child_options make_options(const server_config& c) {
   child_options o;
   o.argv = c.wrapper;
-  for (const auto& a : {netkit_cli(), std::string("echo-server"), std::string("--listen"), c.listen,
+  for (const auto& a : {netkit_cli(), c.command, std::string("--listen"), c.listen,
                         std::string("--model"), c.model})
     o.argv.push_back(a);
   // Datagram models echo a datagram as it is (a datagram is its own frame): of the codecs
   // they take only sockperf, which answers as sockperf's server does.
   const bool datagram = c.listen.starts_with("udp://") || c.listen.starts_with("unix-dgram://");
-  if (!datagram || c.codec == "sockperf") {
+  if (c.command == "echo-server" && (!datagram || c.codec == "sockperf")) {
     o.argv.push_back("--codec");
     o.argv.push_back(c.codec);
   }
@@ -136,10 +136,10 @@ server_process::server_process(server_config config, std::chrono::milliseconds s
   auto line = child_.read_line(until);
   if (!line || !line->starts_with("listening on ")) {
     auto status = child_.wait(clock::now() + std::chrono::milliseconds(200));
-    throw std::runtime_error(
-        fmt::format("echo-server (model={} codec={}) did not start: first line {}; {}; stderr:\n{}",
-                    config_.model, config_.codec, line ? fmt::format("'{}'", *line) : "missing",
-                    status ? status->describe() : "still running", child_.stderr_text()));
+    throw std::runtime_error(fmt::format(
+        "{} (model={} codec={}) did not start: first line {}; {}; stderr:\n{}", config_.command,
+        config_.model, config_.codec, line ? fmt::format("'{}'", *line) : "missing",
+        status ? status->describe() : "still running", child_.stderr_text()));
   }
   banner_ = *line;
   auto rest = banner_.substr(std::string_view("listening on ").size());

@@ -14,6 +14,9 @@
 namespace netkit::test {
 
 struct server_config {
+  // The netkit subcommand: any server that prints "listening on URI ..." first. --codec
+  // is passed to echo-server only.
+  std::string command = "echo-server";
   std::string model = "epoll";
   std::string codec = "line";
   std::string listen = "tcp://127.0.0.1:0";

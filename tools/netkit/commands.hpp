@@ -13,5 +13,8 @@ void add_udp_relay(CLI::App& app);
 void add_fd_pass(CLI::App& app);
 void add_lab(CLI::App& app);
 void add_bench(CLI::App& app);
+void add_chat_server(CLI::App& app);
+void add_p2p_chat(CLI::App& app);
+void add_chat(CLI::App& app);
 
 }  // namespace netkit::cli

@@ -21,6 +21,9 @@ int main(int argc, char** argv) {
   netkit::cli::add_fd_pass(app);
   netkit::cli::add_lab(app);
   netkit::cli::add_bench(app);
+  netkit::cli::add_chat_server(app);
+  netkit::cli::add_p2p_chat(app);
+  netkit::cli::add_chat(app);
   try {
     // Writes to a vanished peer must come back as EPIPE, never kill us.
     netkit::ignore_sigpipe();

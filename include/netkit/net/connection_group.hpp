@@ -29,6 +29,12 @@ struct connection_options {
   std::size_t high_water = 1 << 20;
   std::size_t low_water = 256 << 10;
   std::size_t hard_limit = 16 << 20;
+  // SO_SNDBUF for each connection (0: the kernel's, autotuned up to net.ipv4.tcp_wmem's
+  // maximum, several MiB on loopback). Set, it also turns autotuning off, so that what a
+  // peer that stopped reading can hold is bounded in the kernel as hard_limit bounds it
+  // here, and the hard limit is reached soon after the peer stops (a chat server cutting
+  // off a slow consumer). The kernel doubles the value for its bookkeeping.
+  std::size_t send_buffer = 0;
   // Graceful stop: how long pending output may take to drain before connections are cut.
   std::chrono::milliseconds drain_timeout{5000};
 };

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -77,6 +78,11 @@ class multi_reactor {
   // `except`). Broadcasts posted by one thread reach every connection in the order they
   // were posted. A message a connection's codec refuses (post_send) is logged and dropped.
   void post_broadcast(std::span<const std::byte> message, conn_id except = {});
+  // Runs fn(server) on every reactor's loop thread, with that reactor's server (skipped on
+  // a reactor whose server has ended): per-reactor work such as a broadcast to a subset of
+  // connections or a timer on each loop. Calls posted by one thread run on each loop in
+  // the order they were posted. Safe from any thread, until join().
+  void post_each(const std::function<void(stream_server&)>& fn);
 
   // Reactor i's final counters, and their totals (with the acceptor's shed connections,
   // under dispatch): read after join().

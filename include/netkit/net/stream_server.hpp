@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 
@@ -61,5 +62,10 @@ std::unique_ptr<stream_server> make_stream_server(event_loop& loop, server_optio
 
 // Serves until SIGINT/SIGTERM, then stops gracefully. Returns the signal that stopped it.
 int run_until_signal(event_loop& loop, stream_server& server);
+// The same, calling before_shutdown() on the loop thread once the signal has come and
+// before the connections start draining: the moment to tell every client the server is
+// stopping (what it queues then is still delivered).
+int run_until_signal(event_loop& loop, stream_server& server,
+                     const std::function<void()>& before_shutdown);
 
 }  // namespace netkit
