@@ -95,16 +95,18 @@ int run_one_loop(const chat_server_options& o) {
 }
 
 int run_reactors(const chat_server_options& o) {
-  if (o.listen.kind() != transport::tcp)
-    throw usage_error(fmt::format(
-        "--threads {} serves tcp:// only (its listeners share the port with SO_REUSEPORT); "
-        "not {}",
-        o.threads, o.listen.to_uri()));
   stop_signal_scope stop;
   stop.block();  // taken in wait() below; the reactor threads inherit the mask
   reactors_delivery delivery;
   room chat(o.room, delivery);
-  multi_reactor reactors(o.threads, o.model, make_server_options(o), chat.handler());
+  // tcp: a SO_REUSEPORT listener per loop; unix (no SO_REUSEPORT): one acceptor hands
+  // connections to the loops.
+  multi_reactor reactors(multi_reactor_options{.threads = o.threads,
+                                               .backend = o.model,
+                                               .accept = o.listen.kind() == transport::tcp
+                                                             ? default_accept_strategy
+                                                             : accept_strategy::dispatch},
+                         make_server_options(o), chat.handler());
   delivery.reactors = &reactors;
   auto period = chat.sweep_period();
   reactors.post_each([&chat, period](stream_server& s) {

@@ -175,9 +175,15 @@ class stream_worker final : public worker_base {
       on_bytes(c, lane_of(group, c), bytes);
     };
     h.on_close = [this, group](connection& c, close_reason why) {
-      lane_of(group, c).open = false;
+      auto& l = lane_of(group, c);
+      l.open = false;
       --open_;
+      std::erase(active_, std::pair{group, c.id()});
       if (closing_ || finished()) return;
+      // Rate mode: the requests this connection still owed an answer are lost, not
+      // forgotten.
+      for (; !l.intended.empty(); l.intended.pop_front())
+        result().count_error("lost");
       count_close(why);
       if (started() && open_ == 0 && !config().reconnect) {
         result().target_lost = true;
@@ -249,26 +255,25 @@ class stream_worker final : public worker_base {
   void send_due() {
     const auto now = clock::now();
     // Bounded: the requests due by now, at most one timer period's worth per connection.
+    // With no connection open (a reconnect under way) the due requests wait, keeping their
+    // intended times: sent once one is back, the outage shows in their latency.
     while (schedule_->next() <= now && !active_.empty()) {
       const auto intended = schedule_->next();
-      schedule_->advance();
-      bool sent = false;
-      for (std::size_t tries = 0; tries < active_.size() && !sent; ++tries) {
-        auto [group, id] = active_[next_active_++ % active_.size()];
-        auto* c = clients_[group]->find(id);
-        if (c == nullptr) continue;
-        auto& l = lane_of(group, *c);
-        if (l.intended.size() >= max_backlog_) {
-          result().count_error("backlog");
-          sent = true;
-          continue;
-        }
-        l.intended.push_back(intended);
-        c->send(request());
-        result().bytes_sent += frame_;
-        sent = true;
+      auto [group, id] = active_[next_active_++ % active_.size()];
+      auto* c = clients_[group]->find(id);
+      if (c == nullptr) {  // closing right now: on_close takes it off the list
+        std::erase(active_, std::pair{group, id});
+        continue;
       }
-      if (!sent) break;
+      schedule_->advance();
+      auto& l = lane_of(group, *c);
+      if (l.intended.size() >= max_backlog_) {
+        result().count_error("backlog");
+        continue;
+      }
+      l.intended.push_back(intended);
+      c->send(request());
+      result().bytes_sent += frame_;
     }
     if (!finished()) timer_->arm(schedule_->next());
   }
@@ -317,7 +322,18 @@ class stream_worker final : public worker_base {
     }
   }
 
-  void on_finish() override { timer_.reset(); }
+  void on_finish() override {
+    timer_.reset();
+    // Rate mode: a request still unanswered at the end, long after it was due, is an
+    // error, not a missing sample (a server that stops answering must not look fast).
+    // One due just now is merely in flight. "Long": --timeout, at most a second.
+    const auto now = clock::now();
+    const auto overdue = std::min<clock::duration>(config().timeout, std::chrono::seconds(1));
+    for (auto& table : lanes_)
+      for (auto& l : table)
+        for (; !l.intended.empty(); l.intended.pop_front())
+          if (now - l.intended.front() >= overdue) result().count_error("unanswered");
+  }
 
   std::size_t frame_;
   std::size_t max_backlog_;

@@ -315,6 +315,11 @@ int run(const server_model& model, const model_settings& settings) {
                        support::stop_check_interval.tv_usec * 1000};
   int stopped_by = 0;
   server.accept_some();  // connections that came before F_SETSIG took effect
+  // A completion whose signal was lost (the realtime queue full) is found by a sweep; one
+  // is due every stop_check_interval even while other signals keep arriving.
+  const auto sweep_every = std::chrono::seconds(support::stop_check_interval.tv_sec) +
+                           std::chrono::microseconds(support::stop_check_interval.tv_usec);
+  auto next_sweep = std::chrono::steady_clock::now() + sweep_every;
   while (stopped_by == 0) {
     siginfo_t info{};
     int sig = ::sigtimedwait(&waited, &info, &sweep_after);
@@ -328,6 +333,12 @@ int run(const server_model& model, const model_settings& settings) {
       throw_sys_error("sigtimedwait");
     } else {
       server.sweep();  // timeout, SIGIO (a queue overflowed), or a signal not from AIO
+      next_sweep = std::chrono::steady_clock::now() + sweep_every;
+      continue;
+    }
+    if (std::chrono::steady_clock::now() >= next_sweep) {
+      server.sweep();
+      next_sweep = std::chrono::steady_clock::now() + sweep_every;
     }
   }
   server.drain();

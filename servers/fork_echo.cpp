@@ -137,6 +137,9 @@ void fork_parent::spawn(unique_fd conn) {
     return;
   }
   if (pid == 0) {
+    // A parent killed by SIGKILL must not leave its children behind: armed first, then
+    // checked, so a parent that died in between is seen.
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (::getppid() != parent) ::_exit(0);
     run_child(std::move(conn));
   }
@@ -167,8 +170,6 @@ void fork_parent::run_child(unique_fd conn) {
     reaper_->restore();
   else
     ::sigaction(SIGCHLD, &saved_sigchld_, nullptr);
-  // A parent killed by SIGKILL must not leave its children behind.
-  ::prctl(PR_SET_PDEATHSIG, SIGTERM);
   support::serve_accepted_echo(conn.get(), local().kind(), *dec_, *enc_,
                                fmt::format("child {}", ::getpid()));
   conn.reset();

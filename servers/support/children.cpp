@@ -86,7 +86,11 @@ constexpr std::chrono::milliseconds respawn_pause{1000};
 }  // namespace
 
 worker_pool::worker_pool(std::size_t size, spawn_fn spawn, gone_fn gone)
-    : spawn_(std::move(spawn)), gone_(std::move(gone)), pids_(size, -1), started_(size) {}
+    : spawn_(std::move(spawn)),
+      gone_(std::move(gone)),
+      pids_(size, -1),
+      started_(size),
+      quick_ends_(size, 0) {}
 
 void worker_pool::start() {
   for (std::size_t slot = 0; slot < pids_.size(); ++slot)
@@ -107,9 +111,12 @@ void worker_pool::reap(bool replace) {
     if (gone_) gone_(slot);
     if (!replace) return;
     ++replaced_;
-    // It exited on its own right after starting: it cannot start (a worker killed by a
-    // signal is replaced at once).
-    if (WIFEXITED(status) && steady::now() - started_[slot] < respawn_pause) {
+    // It exited by itself right after starting: it cannot start. A worker killed by a
+    // signal is replaced at once, unless the one before it in this slot also died young
+    // (a crash at start-up, the OOM killer): then at once could only fork in a tight loop.
+    const bool quick = steady::now() - started_[slot] < respawn_pause;
+    quick_ends_[slot] = quick ? quick_ends_[slot] + 1 : 0;
+    if (quick && (WIFEXITED(status) || quick_ends_[slot] >= 2)) {
       log(log_level::error, "worker {} {} within {} ms of starting; starting another in {} ms", pid,
           describe_exit(status), respawn_pause.count(), respawn_pause.count());
       respawn_at_ = steady::now() + respawn_pause;

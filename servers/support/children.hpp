@@ -106,6 +106,8 @@ class worker_pool {
   gone_fn gone_;
   std::vector<pid_t> pids_;
   std::vector<std::chrono::steady_clock::time_point> started_;
+  // Per slot: how many workers in a row ended within respawn_pause of starting.
+  std::vector<unsigned> quick_ends_;
   std::optional<std::chrono::steady_clock::time_point> respawn_at_;
   std::size_t replaced_ = 0;
 };

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <thread>
 
@@ -15,6 +16,7 @@
 #include "support/child_process.hpp"
 #include "support/fd_leak_guard.hpp"
 #include "support/server_process.hpp"
+#include "support/temp_dir.hpp"
 #include "support/text_fields.hpp"
 
 namespace netkit::test {
@@ -128,6 +130,49 @@ TEST(bench_cli, rate_mode_shows_a_stalled_server_in_the_tail) {
   EXPECT_GT(json_number(r.out, "max"), 800'000) << r.out;
   EXPECT_LT(json_number(r.out, "p50"), 500'000) << r.out;
   EXPECT_GT(json_number(r.out, "messages"), 2500) << "the stalled requests are answered, late";
+}
+
+// A server that stops answering before the end of an open-loop run: the requests it never
+// answers are counted (exit status 1), not left out of the figures as if never sent.
+TEST(bench_cli, rate_mode_counts_the_requests_a_stopped_server_never_answers) {
+  fd_leak_guard guard;
+  server_process server({.codec = "raw"});
+  std::thread staller([&] {
+    std::this_thread::sleep_for(1200ms);
+    ::kill(server.pid(), SIGSTOP);
+  });
+  auto r = bench({"rate", "--connect", server.uri(), "--rate", "1000", "--spacing", "uniform",
+                  "--connections", "2", "--warmup", "0.5", "--duration", "2.5", "--timeout", "0.5",
+                  "--json"});
+  staller.join();
+  ::kill(server.pid(), SIGCONT);
+  EXPECT_EQ(r.status.code, 1) << r.out << r.err;
+  // ~1.8 s of requests went unanswered; those of the last 0.5 s count as merely in flight.
+  EXPECT_GT(json_number(r.out, "unanswered"), 800) << r.out;
+}
+
+// Open loop with --reconnect across a server restart: the requests due while no
+// connection is open wait with their intended times, so the outage shows in the tail, and
+// the requests the lost connections owed are counted.
+TEST(bench_cli, rate_mode_with_reconnect_shows_an_outage_in_the_tail) {
+  fd_leak_guard guard;
+  temp_dir dir;
+  const auto path = "unix://" + (dir.path / "echo.sock").string();
+  auto server = std::make_unique<server_process>(server_config{.codec = "raw", .listen = path});
+  std::thread restarter([&] {
+    std::this_thread::sleep_for(1000ms);
+    server->process().kill_and_reap();
+    std::this_thread::sleep_for(600ms);
+    server = std::make_unique<server_process>(server_config{.codec = "raw", .listen = path});
+  });
+  auto r =
+      bench({"rate", "--connect", path, "--rate", "500", "--spacing", "uniform", "--connections",
+             "2", "--warmup", "0.3", "--duration", "3", "--reconnect", "--json"});
+  restarter.join();
+  EXPECT_EQ(r.status.code, 1) << r.out << r.err;  // connections were lost
+  EXPECT_GT(json_number(r.out, "max"), 400'000) << "the outage's requests waited" << r.out;
+  // Every request due in the window was either answered or counted.
+  EXPECT_GT(json_number(r.out, "messages"), 1200) << r.out;
 }
 
 // Reliability case 40: the target killed mid-run: exit status 1, partial results written.

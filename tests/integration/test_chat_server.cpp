@@ -27,6 +27,7 @@
 #include "support/client_io.hpp"
 #include "support/fd_leak_guard.hpp"
 #include "support/server_process.hpp"
+#include "support/temp_dir.hpp"
 
 namespace netkit::test {
 namespace {
@@ -290,6 +291,22 @@ TEST_P(chat_server_test, reset_mid_line_broadcasts_nothing_of_it) {
 }
 
 INSTANTIATE_TEST_SUITE_P(models, chat_server_test, testing::ValuesIn(chat_params()), param_name{});
+
+// --threads on a Unix socket (no SO_REUSEPORT): one acceptor hands members to the loops,
+// and a line still reaches every member, whichever loop holds it.
+TEST(chat_server_unix, threads_serve_a_unix_socket_through_one_acceptor) {
+  fd_leak_guard guard;
+  temp_dir dir;
+  server_config c = chat_config("epoll/threads=2");
+  c.listen = "unix://" + (dir.path / "chat.sock").string();
+  server_process s(c);
+  EXPECT_TRUE(s.banner().ends_with("threads=2")) << s.banner();
+  auto alice = join(s, "alice", {});
+  auto bob = join(s, "bob", {&alice});
+  auto carol = join(s, "carol", {&alice, &bob});
+  bob.send("over unix");
+  expect_all({&alice, &bob, &carol}, "<bob> over unix");
+}
 
 // The load cases: the default model, and the multi-reactor.
 class chat_load_test : public chat_server_test {};

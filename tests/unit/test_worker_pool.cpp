@@ -59,6 +59,41 @@ TEST(worker_pool, a_killed_worker_is_replaced_at_once_and_stop_leaves_no_child) 
   EXPECT_TRUE(children_of(::getpid()).empty());
 }
 
+// A worker that keeps being killed right after it starts (a crash at start-up, the OOM
+// killer): the first is replaced at once, the second only after a pause, so the pool
+// never forks in a tight loop.
+TEST(worker_pool, workers_killed_young_twice_in_a_row_are_replaced_after_a_pause) {
+  fd_leak_guard guard;
+  support::supervisor_signals signals;
+  support::worker_pool pool(1, [&](std::size_t) {
+    return support::fork_worker(signals, [&] {
+      signals.unblock();
+      for (;;)
+        ::pause();
+    });
+  });
+  pool.start();
+  auto kill_and_wait_for_reap = [&] {
+    pid_t victim = pool.pid(0);
+    EXPECT_EQ(::kill(victim, SIGKILL), 0);
+    auto until = deadline_after(stretch(5s));
+    while (pool.pid(0) == victim && clock::now() < until) {
+      signals.children.take();
+      pool.reap(true);
+      std::this_thread::sleep_for(5ms);
+    }
+    EXPECT_NE(pool.pid(0), victim);
+  };
+  kill_and_wait_for_reap();
+  EXPECT_GT(pool.pid(0), 0) << "the first one died young: replaced at once";
+  EXPECT_FALSE(pool.respawn_at());
+  kill_and_wait_for_reap();
+  EXPECT_EQ(pool.pid(0), -1) << "the second in a row: no worker until the pause is over";
+  EXPECT_TRUE(pool.respawn_at());
+  pool.stop(200ms, signals);
+  EXPECT_TRUE(children_of(::getpid()).empty());
+}
+
 TEST(worker_pool, a_worker_that_exits_right_after_starting_is_replaced_a_second_later) {
   fd_leak_guard guard;
   support::supervisor_signals signals;

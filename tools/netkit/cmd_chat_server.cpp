@@ -66,8 +66,9 @@ void add_chat_server(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::IsMember(loop_backends()));
   cmd->add_option("--threads,-t", args.threads,
-                  "Event loops, one per thread, each with its own SO_REUSEPORT listener "
-                  "(tcp:// only); each sender's lines keep their order for every recipient")
+                  "Event loops, one per thread: on tcp:// each with its own SO_REUSEPORT "
+                  "listener, on unix:// fed by one acceptor; each sender's lines keep their "
+                  "order for every recipient")
       ->capture_default_str()
       ->check(CLI::Range(1, 256));
   cmd->add_option("--max-conns", args.max_conns,
