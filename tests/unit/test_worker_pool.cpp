@@ -21,6 +21,21 @@ namespace {
 using namespace std::chrono_literals;
 namespace support = servers::support;
 
+// Kills slot 0's worker and reaps until the pool has taken note (bounded); returns the
+// victim's pid.
+pid_t kill_and_reap_slot0(support::worker_pool& pool, support::supervisor_signals& signals) {
+  pid_t victim = pool.pid(0);
+  EXPECT_EQ(::kill(victim, SIGKILL), 0);
+  auto until = deadline_after(stretch(5s));
+  while (pool.pid(0) == victim && clock::now() < until) {
+    signals.children.take();
+    pool.reap(true);
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_NE(pool.pid(0), victim);
+  return victim;
+}
+
 TEST(worker_pool, a_killed_worker_is_replaced_at_once_and_stop_leaves_no_child) {
   fd_leak_guard guard;
   support::supervisor_signals signals;
@@ -35,16 +50,8 @@ TEST(worker_pool, a_killed_worker_is_replaced_at_once_and_stop_leaves_no_child) 
   });
   pool.start();
   EXPECT_EQ(spawned, 2u);
-  pid_t victim = pool.pid(0);
-  ASSERT_EQ(::kill(victim, SIGKILL), 0);
-  // Bounded: the replacement comes on the first reap after the death.
-  auto until = deadline_after(stretch(5s));
-  while (pool.pid(0) == victim && clock::now() < until) {
-    signals.children.take();
-    pool.reap(true);
-    std::this_thread::sleep_for(5ms);
-  }
-  EXPECT_NE(pool.pid(0), victim);
+  // The replacement comes on the first reap after the death.
+  kill_and_reap_slot0(pool, signals);
   EXPECT_GT(pool.pid(0), 0);
   EXPECT_EQ(pool.replaced(), 1u);
   EXPECT_EQ(spawned, 3u);
@@ -73,21 +80,10 @@ TEST(worker_pool, workers_killed_young_twice_in_a_row_are_replaced_after_a_pause
     });
   });
   pool.start();
-  auto kill_and_wait_for_reap = [&] {
-    pid_t victim = pool.pid(0);
-    EXPECT_EQ(::kill(victim, SIGKILL), 0);
-    auto until = deadline_after(stretch(5s));
-    while (pool.pid(0) == victim && clock::now() < until) {
-      signals.children.take();
-      pool.reap(true);
-      std::this_thread::sleep_for(5ms);
-    }
-    EXPECT_NE(pool.pid(0), victim);
-  };
-  kill_and_wait_for_reap();
+  kill_and_reap_slot0(pool, signals);
   EXPECT_GT(pool.pid(0), 0) << "the first one died young: replaced at once";
   EXPECT_FALSE(pool.respawn_at());
-  kill_and_wait_for_reap();
+  kill_and_reap_slot0(pool, signals);
   EXPECT_EQ(pool.pid(0), -1) << "the second in a row: no worker until the pause is over";
   EXPECT_TRUE(pool.respawn_at());
   pool.stop(200ms, signals);
