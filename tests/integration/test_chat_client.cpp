@@ -72,9 +72,10 @@ TEST(chat_client, typing_while_receiving_keeps_the_line_and_redraws_it) {
   server_process s(chat_server());
   pty_process alice({netkit_cli(), "chat", "--connect", s.uri(), "--nick", "alice"},
                     {"TERM=xterm"});
-  ASSERT_TRUE(alice.wait_for("*** alice joined", deadline_after(stretch(10s)))) << alice.screen();
-  // Notices in cyan after a dimmed HH:MM:SS.
+  // Notices in cyan after a dimmed HH:MM:SS, then the prompt redrawn (waited for whole:
+  // the prompt may come in a later read than the notice).
   const std::string joined = "\x1b[0m \x1b[36m*** alice joined\x1b[0m\nalice> ";
+  ASSERT_TRUE(alice.wait_for(joined, deadline_after(stretch(10s)))) << alice.screen();
   auto at = alice.screen().find(joined);
   ASSERT_NE(at, std::string::npos) << alice.screen();
   ASSERT_GE(at, 12u);
@@ -102,7 +103,12 @@ TEST(chat_client, typing_while_receiving_keeps_the_line_and_redraws_it) {
   auto end = alice.wait(deadline_after(stretch(5s)));
   ASSERT_TRUE(end);
   EXPECT_EQ(end->code, 0) << end->describe();
-  EXPECT_EQ(bob.next_starting("*** alice left"), "*** alice left (connection closed)");
+  // Ctrl-C leaves at once: a line the client had not read yet (its own "<alice> ok" may
+  // still be on the way) turns its close into an RST, which the server names as such.
+  const auto left = bob.next_starting("*** alice left");
+  EXPECT_TRUE(left == "*** alice left (connection closed)" ||
+              left == "*** alice left (connection reset)")
+      << left;
 }
 
 TEST(chat_client, the_terminal_is_restored_on_exit) {
