@@ -72,7 +72,9 @@ bool wait_for_workers(pid_t pid, std::size_t n, const std::vector<pid_t>& gone, 
   }
 }
 
-std::size_t thread_count(pid_t pid) { return proc_entries(pid, "task").size(); }
+std::size_t thread_count(pid_t pid) {
+  return proc_entries(pid, "task").size();
+}
 
 std::size_t thread_count(pid_t pid, std::string_view name) {
   std::size_t n = 0;

@@ -112,7 +112,6 @@ int process_fd_count(pid_t pid) {
   return count;
 }
 
-
 proc_sample sample_process(pid_t pid) {
   return {process_cpu_time(pid), process_rss_kib(pid), process_fd_count(pid)};
 }
