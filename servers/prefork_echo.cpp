@@ -162,7 +162,9 @@ class prefork_parent {
 };
 
 pid_t prefork_parent::spawn(std::size_t slot) {
-  auto [parent_end, child_end] = make_socket_pair(transport::unix_stream, io_mode::blocking);
+  // Named ends, not a structured binding: clang 14 (the fuzz preset) cannot capture one.
+  auto ends = make_socket_pair(transport::unix_stream, io_mode::blocking);
+  unique_fd parent_end = std::move(ends.first), child_end = std::move(ends.second);
   pid_t pid = support::fork_worker(signals_, [&] {
     // Descriptors a worker must not hold: the listener (only the parent accepts), and the
     // parent's ends of the other channels (else a worker whose channel the parent closes
