@@ -139,25 +139,21 @@ void reactor_connection::send(const framed_message& message) {
     }
     return;
   }
-  std::size_t skip = 0;
-  if (queued_output() == 0) {
-    // Nothing ahead of it: straight from the shared bytes.
-    ssize_t n;
-    do {
-      n = ::send(fd_.get(), message.bytes().data(), message.size(), MSG_NOSIGNAL);
-    } while (n < 0 && errno == EINTR);
-    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-      log(log_level::debug, "write to {}: {}", peer().to_uri(), errno_text(errno));
-      force_close(close_reason::reset);
-      return;
-    }
-    skip = n > 0 ? static_cast<std::size_t>(n) : 0;
-    engine_.stats_.bytes_out += skip;
-    if (skip == message.size()) return;
-  }
+  // Queued, and written at the end of the loop turn with everything else this turn
+  // queues here: a broadcast from each of several senders' messages reaches a recipient
+  // in one writev, not one send per line (the send calls are what a fan-out costs).
   chain_.push_owned(std::move(output_));  // keeps the order: owned bytes queued before it
-  chain_.push_shared(message, skip);
-  after_write();
+  chain_.push_shared(message);
+  if (!flush_due_) {
+    flush_due_ = true;
+    engine_.flush_at_end_of_turn(id());
+  }
+}
+
+void reactor_connection::flush_end_of_turn() {
+  flush_due_ = false;
+  if (state_ == state::closed) return;
+  handle_write();
 }
 
 void reactor_connection::flush_batch() {
@@ -194,24 +190,33 @@ bool reactor_connection::write_queued() {
     if (output_.empty()) return true;
     r = output_.write_to(fd_.get());
   } else {
-    // Shared frames first, then the owned tail, in one writev.
-    constexpr std::size_t max_iov = 16;
+    // Shared frames first, then the owned tail, in one writev; more than max_iov pieces
+    // take more calls, until the socket is full: an edge-triggered socket that is still
+    // writable would raise no edge for the rest.
+    constexpr std::size_t max_iov = 64;
     iovec iov[max_iov + 1];
-    std::size_t count = chain_.gather(iov, max_iov);
-    if (count < max_iov && !output_.empty()) {
-      auto tail = output_.data();
-      iov[count++] = {const_cast<std::byte*>(tail.data()), tail.size()};
-    }
-    ssize_t n;
-    do {
-      n = ::writev(fd_.get(), iov, static_cast<int>(count));
-    } while (n < 0 && errno == EINTR);
-    if (n >= 0) {
-      r.n = n;
+    for (;;) {
+      std::size_t count = chain_.gather(iov, max_iov);
+      if (count < max_iov && !output_.empty()) {
+        auto tail = output_.data();
+        iov[count++] = {const_cast<std::byte*>(tail.data()), tail.size()};
+      }
+      std::size_t offered = 0;
+      for (std::size_t i = 0; i < count; ++i)
+        offered += iov[i].iov_len;
+      ssize_t n;
+      do {
+        n = ::writev(fd_.get(), iov, static_cast<int>(count));
+      } while (n < 0 && errno == EINTR);
+      if (n < 0) {
+        r.err = errno;
+        break;
+      }
+      r.n += n;
       output_.consume(chain_.consume(static_cast<std::size_t>(n)));
-    } else {
-      r.err = errno;
+      if (static_cast<std::size_t>(n) < offered || queued_output() == 0) break;
     }
+    if (r.n > 0 && r.would_block()) r.err = 0;  // wrote some, then found the socket full
   }
   if (!r.ok() && !r.would_block()) {
     log(log_level::debug, "write to {}: {}", peer().to_uri(), errno_text(r.err));
@@ -240,7 +245,8 @@ void reactor_connection::resume_reading() {
 
 void reactor_connection::update_interest() {
   auto& loop = engine_.loop_;
-  if (loop.edge_triggered() || state_ == state::closed) return;
+  // A flush due this turn decides after writing (no epoll_ctl for output it will write).
+  if (loop.edge_triggered() || state_ == state::closed || flush_due_) return;
   std::uint32_t want = 0;
   if (state_ == state::open && !reading_paused_) want |= io_read;
   if (queued_output() != 0) want |= io_write;
@@ -282,6 +288,21 @@ reactor_engine::reactor_engine(event_loop& loop, connection_group& owner, engine
 
 reactor_engine::~reactor_engine() {
   close_all();
+  flushes_->engine = nullptr;  // a flush still deferred finds no one to write for
+}
+
+void reactor_engine::flush_at_end_of_turn(conn_id id) {
+  flushes_->due.push_back(id);
+  if (flushes_->due.size() > 1) return;
+  loop_.defer([flushes = flushes_] {
+    // By id: a connection closed since it was queued is gone from the table.
+    auto due = std::move(flushes->due);
+    flushes->due.clear();
+    for (conn_id due_id : due) {
+      if (!flushes->engine) return;
+      if (auto* c = flushes->engine->conns_.find(due_id)) c->flush_end_of_turn();
+    }
+  });
 }
 
 std::unique_ptr<reactor_connection> reactor_engine::create(conn_id id, unique_fd fd,

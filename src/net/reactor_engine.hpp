@@ -26,6 +26,8 @@ class reactor_connection final : public connection_core, public io_handler {
 
   void on_io(std::uint32_t events) override;
   void start();
+  // The end of the loop turn in which shared frames were queued here: writes them.
+  void flush_end_of_turn();
   void force_close(close_reason why);
   // Stops reading; closes with `why` once queued output is written.
   void begin_drain(close_reason why);
@@ -47,8 +49,9 @@ class reactor_connection final : public connection_core, public io_handler {
   reactor_engine& engine_;
   unique_fd fd_;
   watch_id watch_;
-  output_chain chain_;  // shared frames (and owned bytes between them) not yet written
-  byte_buffer output_;  // owned bytes the socket did not take at once, after chain_
+  output_chain chain_;      // shared frames (and owned bytes between them) not yet written
+  byte_buffer output_;      // owned bytes the socket did not take at once, after chain_
+  bool flush_due_ = false;  // queued shared frames wait for the end of the loop turn
 };
 
 class reactor_engine final : public engine_base<reactor_connection> {
@@ -60,6 +63,8 @@ class reactor_engine final : public engine_base<reactor_connection> {
  private:
   friend class reactor_connection;
 
+  // Writes connection `id`'s queued frames once this loop turn's events are handled.
+  void flush_at_end_of_turn(conn_id id);
   std::unique_ptr<reactor_connection> create(conn_id id, unique_fd fd, endpoint peer) override;
   void retire(std::unique_ptr<reactor_connection> c) override;
 
@@ -68,6 +73,13 @@ class reactor_engine final : public engine_base<reactor_connection> {
   // therefore needs no per-connection buffer, and no allocation or copy per message.
   std::unique_ptr<std::byte[]> read_scratch_;
   reply_batch batch_;
+  // Connections with frames to write at the end of this turn; shared with the deferred
+  // task, which may run after the engine is gone.
+  struct flush_list {
+    reactor_engine* engine;
+    std::vector<conn_id> due;
+  };
+  std::shared_ptr<flush_list> flushes_ = std::make_shared<flush_list>(flush_list{this, {}});
   // Freed after the dispatch; shared with the deferred task, which may run after the
   // engine is gone (its destructor closes every connection).
   std::shared_ptr<std::vector<std::unique_ptr<reactor_connection>>> graveyard_ =

@@ -19,6 +19,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include "netkit/inspect/tcp_info.hpp"
 #include "netkit/net/multi_reactor.hpp"
 #include "netkit/net/stream_client.hpp"
 #include "netkit/net/stream_server.hpp"
@@ -141,6 +142,39 @@ TEST_P(app_test, broadcast_shares_one_frame_among_queued_recipients) {
       },
       stretch(20s)));
   ASSERT_TRUE(run_until(loop, [&] { return frame.use_count() == 1; }));
+}
+
+// A fan-out's cost is its send calls: frames queued on a connection during one loop turn
+// (broadcasts from several senders' messages, a timer's notices) leave in one write at
+// the end of the turn. Seen from the kernel: TCP_NODELAY is on, so each write of a few
+// bytes would be a segment of its own; the ten frames go out in one.
+TEST_P(app_test, frames_queued_in_one_turn_leave_in_one_write) {
+  if (GetParam() == "uring")
+    GTEST_SKIP() << "the completion driver sends what is queued behind the send in flight";
+  fd_leak_guard guard;
+  event_loop loop(GetParam());
+  auto server = make_stream_server(loop, line_server(), {});
+  auto fd = connect_client(server->local());
+  ASSERT_TRUE(run_until(loop, [&] { return server->stats().open == 1; }));
+  int server_side = -1;
+  server->for_each([&](connection& c) { server_side = c.fd(); });
+  ASSERT_GE(server_side, 0);
+  const auto before = inspect::read_tcp_info(server_side).segs_out;
+  loop.post([&] {
+    for (int i = 0; i < 10; ++i)
+      server->broadcast(fmt::format("line {}", i));
+  });
+  std::string got;
+  ASSERT_TRUE(run_until(loop, [&] {
+    char buf[256];
+    ssize_t n = ::recv(fd.get(), buf, sizeof buf, MSG_DONTWAIT);
+    if (n > 0) got.append(buf, static_cast<std::size_t>(n));
+    return got.size() >= 70;
+  }));
+  EXPECT_EQ(got,
+            "line 0\nline 1\nline 2\nline 3\nline 4\nline 5\nline 6\nline 7\nline 8\nline 9\n");
+  // The client sent nothing, so the server's socket sent no ACK: only data segments.
+  EXPECT_EQ(inspect::read_tcp_info(server_side).segs_out - before, 1u);
 }
 
 TEST_P(app_test, context_lives_until_after_on_close) {
