@@ -49,13 +49,16 @@ std::array<unique_fd, 2> make_pipe() {
 
 // The child: receive, decode, print, until the peer ends or the parent is gone. Returns
 // its exit status.
-int receive(int sock, int parent_gone, std::size_t max_line) {
+int receive(int sock, int parent_gone, std::size_t max_line, const stop_signal_scope& stop) {
   auto decoder = make_decoder(codec_spec::parse(fmt::format("line,max={}", max_line)));
   byte_buffer input;
   std::byte chunk[16 * 1024];
   for (;;) {
+    // SIGTERM (blocked outside ppoll, so none slips in after this check): a stop, like
+    // the parent's; the parent learns of it from the pipe and leaves with status 0 too.
+    if (stop.received()) return 0;
     pollfd fds[2] = {{sock, POLLIN, 0}, {parent_gone, POLLIN, 0}};
-    if (::poll(fds, 2, -1) < 0) {
+    if (::ppoll(fds, 2, nullptr, &stop.waiting_mask()) < 0) {
       if (errno == EINTR) continue;
       say(STDERR_FILENO, fmt::format("netkit: p2p-chat: poll: {}\n", errno_text(errno)));
       return 1;
@@ -106,7 +109,7 @@ ending send_lines(int sock, int child_gone, std::size_t max_line, const stop_sig
   for (;;) {
     if (stop.received()) return ending::quit;
     pollfd fds[2] = {{STDIN_FILENO, POLLIN, 0}, {child_gone, POLLIN, 0}};
-    if (::poll(fds, 2, -1) < 0) {
+    if (::ppoll(fds, 2, nullptr, &stop.waiting_mask()) < 0) {
       if (errno == EINTR) continue;  // Ctrl-C: checked at the top
       say(STDERR_FILENO, fmt::format("netkit: p2p-chat: poll: {}\n", errno_text(errno)));
       return ending::error;
@@ -187,16 +190,19 @@ int run_p2p_chat(const p2p_options& o) {
   if (child < 0) throw_sys_error("fork", "p2p-chat receiver");
   if (child == 0) {
     // The receiver. Ctrl-C goes to the whole foreground group: the parent decides.
+    // SIGTERM, to the group (kill -TERM -PGID) or to this process alone, ends it with
+    // status 0 through the flag handler inherited from the parent.
     ::signal(SIGINT, SIG_IGN);
-    ::signal(SIGTERM, SIG_DFL);
+    stop.block();
     child_gone_r.reset();
     parent_gone_w.reset();
     ::close(STDIN_FILENO);  // the keyboard is the parent's
-    int status = receive(sock.get(), parent_gone_r.get(), o.max_line);
+    int status = receive(sock.get(), parent_gone_r.get(), o.max_line, stop);
     ::_exit(status);  // no destructors or atexit of the parent's objects in the copy
   }
   child_gone_w.reset();
   parent_gone_r.reset();
+  stop.block();  // Ctrl-C and SIGTERM only inside ppoll: none slips in after the check
   ending why = send_lines(sock.get(), child_gone_r.get(), o.max_line, stop);
   // The peer reads EOF now, whatever the child is doing; then the child is told to go.
   ::shutdown(sock.get(), SHUT_WR);

@@ -125,6 +125,24 @@ TEST_F(p2p_chat_test, ctrl_c_ends_both_sides_with_status_0) {
   EXPECT_EQ(b->screen(), b_banner + "peer: hello\nhi there\n*** peer left\n");
 }
 
+// SIGTERM to a side's whole process group (kill -TERM -PGID, a session ending): a quit like
+// Ctrl-C, status 0 for both of its processes, and the other side is told.
+TEST_F(p2p_chat_test, sigterm_to_the_process_group_ends_both_sides_with_status_0) {
+  converse();
+  ASSERT_EQ(::kill(-a->pid(), SIGTERM), 0);  // a is its session's and group's leader
+  expect_clean_end(*a, *b);
+  EXPECT_EQ(a->screen(), a_banner + "hello\npeer: hi there\n");
+  EXPECT_EQ(b->screen(), b_banner + "peer: hello\nhi there\n*** peer left\n");
+}
+
+// SIGTERM to the receiving process alone: it stops, its parent follows with status 0.
+TEST_F(p2p_chat_test, sigterm_to_the_receiver_alone_ends_that_side_with_status_0) {
+  converse();
+  ASSERT_EQ(::kill(a_child, SIGTERM), 0);
+  expect_clean_end(*a, *b);
+  EXPECT_EQ(b->screen(), b_banner + "peer: hello\nhi there\n*** peer left\n");
+}
+
 TEST_F(p2p_chat_test, peer_parent_killed_with_sigkill) {
   converse();
   ASSERT_EQ(::kill(b->pid(), SIGKILL), 0);
