@@ -49,6 +49,7 @@ struct bench_config {
   bool reconnect = false;                   // a lost connection is made again
   std::uint64_t seed = 0;                   // 0: random
   bool json = false;
+  int server_pid = 0;     // > 0: also measure this process tree's CPU over the window
   bool progress = false;  // a live line on stdout (only when it is a terminal)
 
   // The bytes on the wire for one request, and so for one reply.

@@ -121,6 +121,9 @@ std::string advice(const bench_result& r) {
   if (r.errors.contains("EMFILE"))
     return "out of descriptors (EMFILE): RLIMIT_NOFILE caps one process; add --processes";
   if (r.target_lost) return "the target went away: its connections closed or reset mid-run";
+  if (r.errors.contains("no_reply"))
+    return "connections were up but nothing came back during the window: does the server "
+           "frame messages as --codec says (netkit echo-server's default is line)?";
   return {};
 }
 
@@ -161,6 +164,10 @@ std::string format_text(const bench_config& c, const bench_result& r) {
   if (r.messages > 0)
     out += fmt::format("  generator CPU {:.3f} s, {:.3f} us per message\n", r.client_cpu_s,
                        r.client_cpu_s * 1e6 / static_cast<double>(r.messages));
+  if (r.server_cpu_s && r.messages > 0)
+    out += fmt::format(
+        "  server CPU (pid {} and its descendants) {:.3f} s, {:.3f} us per message\n", c.server_pid,
+        *r.server_cpu_s, *r.server_cpu_s * 1e6 / static_cast<double>(r.messages));
   if (r.latency.count() > 0) {
     out += fmt::format("  latency us: min {:.1f}", us(r.latency.min()));
     for (const auto& row : percentiles)
@@ -211,6 +218,15 @@ std::string format_json(const bench_config& c, const bench_result& r) {
       per_second(static_cast<double>(r.connects), r.seconds), r.established, r.idle_established,
       r.client_cpu_s,
       r.messages > 0 ? r.client_cpu_s * 1e6 / static_cast<double>(r.messages) : 0.0);
+  // null when not asked for (no --server-pid) or not measurable (the window never began).
+  if (r.server_cpu_s && r.messages > 0) {
+    out += fmt::format(
+        "\"server_pid\":{},\"server_cpu_s\":{:.6f},\"server_cpu_us_per_msg\":{:.4f},", c.server_pid,
+        *r.server_cpu_s, *r.server_cpu_s * 1e6 / static_cast<double>(r.messages));
+  } else {
+    out += fmt::format("\"server_pid\":{},\"server_cpu_s\":null,\"server_cpu_us_per_msg\":null,",
+                       c.server_pid > 0 ? fmt::format("{}", c.server_pid) : "null");
+  }
   out += fmt::format("\"latency_us\":{{\"count\":{},\"min\":{:.3f},\"mean\":{:.3f}",
                      r.latency.count(), us(r.latency.min()), r.latency.mean() / 1000.0);
   for (const auto& row : percentiles)

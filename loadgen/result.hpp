@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -14,7 +15,8 @@ namespace netkit::loadgen {
 
 // Error kinds by name: "refused", "reset", "timeout", "addr_not_avail", "closed" (the
 // target closed a connection), "protocol" (a reply that is not what was sent), "backlog"
-// (rate mode: requests not sent because too many were unanswered), else an errno name.
+// (rate mode: requests not sent because too many were unanswered), "no_reply" (connected,
+// but not one reply in the whole window), else an errno name.
 std::string error_kind(int err);
 
 struct bench_result {
@@ -30,6 +32,9 @@ struct bench_result {
   double client_cpu_s = 0;   // the generator's own CPU time in the window, all workers
   bool target_lost = false;  // every active connection of some worker was gone early
   bool interrupted = false;  // a stop signal ended the run early
+  // --server-pid: the server tree's CPU time over the window (measured by the parent
+  // process only, so not serialized between workers).
+  std::optional<double> server_cpu_s;
 
   void count_error(std::string_view kind, std::uint64_t n = 1);
   std::uint64_t error_total() const noexcept;

@@ -9,6 +9,8 @@
 #include <cmath>
 #include <cstdio>
 #include <exception>
+#include <functional>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -20,6 +22,7 @@
 #include "netkit/fd.hpp"
 #include "netkit/process.hpp"
 #include "netkit/signals.hpp"
+#include "server_cpu.hpp"
 #include "worker.hpp"
 
 namespace netkit::loadgen {
@@ -229,7 +232,8 @@ bool read_child(child& c) {
   return true;
 }
 
-bench_result run_processes(const bench_config& config) {
+bench_result run_processes(const bench_config& config,
+                           const std::function<void(clock::time_point)>& on_start) {
   std::vector<child> children(config.processes);
   for (std::size_t i = 0; i < children.size(); ++i) {
     int up[2], down[2];
@@ -285,6 +289,7 @@ bench_result run_processes(const bench_config& config) {
         std::all_of(children.begin(), children.end(), [](const child& c) { return c.ready; })) {
       started = true;
       const auto at = clock::now() + std::chrono::milliseconds(20);
+      on_start(at);
       const auto msg = fmt::format("go {}\n", at.time_since_epoch().count());
       for (auto& c : children)
         write_all(c.to.get(), msg);
@@ -381,13 +386,33 @@ bench_result run_bench(const bench_config& config) {
   install_stop_handler({SIGINT, SIGTERM}, interrupted_calls::restart);
   bench_config c = config;
   if (c.seed == 0) c.seed = std::random_device{}();
-  if (c.processes > 1) return run_processes(c);
-  progress_line line(c.progress);
-  coordinator coord;
-  coord.all_ready = [] { return std::optional(clock::now() + std::chrono::milliseconds(5)); };
-  coord.report = [&](const progress_totals& t) { line.draw(t); };
-  auto r = run_threads(c, plans_for(c, 0), coord);
-  line.clear();
+  std::optional<server_cpu_meter> server;
+  if (c.server_pid > 0) server.emplace(c.server_pid);
+  // The window every worker measures: traffic starts at `at`, counting after the warm-up.
+  const auto started = [&](clock::time_point at) {
+    if (server) server->measure(at + c.warmup, at + c.warmup + c.duration);
+  };
+  bench_result r;
+  if (c.processes > 1) {
+    r = run_processes(c, started);
+  } else {
+    progress_line line(c.progress);
+    coordinator coord;
+    coord.all_ready = [&] {
+      const auto at = clock::now() + std::chrono::milliseconds(5);
+      started(at);
+      return std::optional(at);
+    };
+    coord.report = [&](const progress_totals& t) { line.draw(t); };
+    r = run_threads(c, plans_for(c, 0), coord);
+    line.clear();
+  }
+  if (server) r.server_cpu_s = server->finish();
+  // Connected, measured for the whole window, and not one reply: a silent server (or one
+  // framing differently) is an error, not a quiet zero.
+  if (c.mode != bench_mode::churn && r.messages == 0 && r.established > 0 && r.seconds > 0 &&
+      !r.interrupted && !r.target_lost)
+    r.count_error("no_reply");
   return r;
 }
 

@@ -291,6 +291,48 @@ TEST(bench_cli, spreads_connections_over_a_source_range) {
   EXPECT_GT(json_number(r.out, "connects"), 3);
 }
 
+// --server-pid: the server's CPU over the same window the messages were counted in, its
+// descendants included: a fork-per-connection server does its work in children.
+TEST(bench_cli, server_pid_reports_the_server_trees_cpu_per_message) {
+  fd_leak_guard guard;
+  for (const std::string model : {"epoll", "fork"}) {
+    server_process server({.model = model, .codec = "raw"});
+    auto r =
+        bench({"pingpong", "--connect", server.uri(), "--connections", "4", "--duration", "0.5",
+               "--warmup", "0.1", "--server-pid", std::to_string(server.pid()), "--json"});
+    ASSERT_EQ(r.status.code, 0) << model << r.out << r.err;
+    const double cpu = json_number(r.out, "server_cpu_s");
+    const double messages = json_number(r.out, "messages");
+    EXPECT_EQ(json_number(r.out, "server_pid"), server.pid());
+    // A server echoing flat out for 0.5 s spends a good part of it (the fork model's
+    // parent only waits: the children's CPU is what counts).
+    EXPECT_GT(cpu, 0.05) << model << r.out;
+    EXPECT_LT(cpu, 0.5 * 2 + 0.1) << model << " more than 2 CPUs for the window: " << r.out;
+    EXPECT_NEAR(json_number(r.out, "server_cpu_us_per_msg"), cpu * 1e6 / messages,
+                0.001 * cpu * 1e6 / messages + 0.001);
+  }
+  auto text = bench({"rr", "--connect", server_process({.codec = "raw"}).uri(), "--duration", "0.2",
+                     "--warmup", "0", "--server-pid", std::to_string(::getpid())});
+  EXPECT_NE(text.out.find("server CPU (pid"), std::string::npos) << text.out;
+  auto missing = bench({"rr", "--connect", "tcp://127.0.0.1:9", "--server-pid", "999999999"});
+  EXPECT_NE(missing.status.code, 0);
+  EXPECT_NE(missing.err.find("--server-pid 999999999: no such process"), std::string::npos)
+      << missing.err;
+}
+
+// A server that accepts but never answers in the client's framing (echo-server's default
+// codec is line; bench sends raw blocks without a newline): an error with advice, status 1.
+TEST(bench_cli, a_server_that_never_replies_is_an_error_not_a_quiet_zero) {
+  fd_leak_guard guard;
+  server_process server({.codec = "line"});
+  auto r = bench({"rr", "--connect", server.uri(), "--connections", "2", "--duration", "0.3",
+                  "--warmup", "0", "--json"});
+  EXPECT_EQ(r.status.code, 1) << r.out;
+  EXPECT_EQ(json_number(r.out, "messages"), 0);
+  EXPECT_NE(r.out.find("\"no_reply\":1"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("--codec"), std::string::npos) << "the advice names the likely cause";
+}
+
 TEST(bench_cli, refuses_what_cannot_run_with_a_clear_message) {
   struct bad {
     std::vector<std::string> args;

@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "netkit/inspect/process_stat.hpp"
 #include "support/server_process.hpp"
 
 namespace netkit::test {
@@ -35,22 +36,12 @@ std::vector<std::string> proc_entries(pid_t pid, const char* sub) {
 }  // namespace
 
 std::vector<pid_t> children_of(pid_t pid) {
-  std::vector<pid_t> out;
-  for (const auto& task : proc_entries(pid, "task")) {
-    std::ifstream in(fmt::format("/proc/{}/task/{}/children", pid, task));
-    pid_t c;
-    while (in >> c)
-      out.push_back(c);
-  }
-  return out;
+  return inspect::children_of(pid);
 }
 
 char process_state(pid_t pid) {
-  std::ifstream in(fmt::format("/proc/{}/stat", pid));
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  auto close = text.rfind(')');
-  if (close == std::string::npos || close + 2 >= text.size()) return '?';
-  return text[close + 2];
+  auto st = inspect::read_process_stat(pid);
+  return st ? st->state : '?';
 }
 
 int zombie_children(pid_t pid) {

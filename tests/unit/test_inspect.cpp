@@ -1,17 +1,20 @@
 // The inspect layer: TCP_INFO, and the kernel's TCP table from sock_diag and from
 // /proc/net/tcp{,6} (forced), on real loopback sockets and on fixed /proc text.
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <ctime>
 #include <thread>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "netkit/error.hpp"
+#include "netkit/inspect/process_stat.hpp"
 #include "netkit/inspect/socket_table.hpp"
 #include "netkit/inspect/tcp_info.hpp"
 #include "netkit/socket.hpp"
@@ -287,6 +290,53 @@ TEST(proc_net_tcp, skips_lines_that_do_not_parse) {
   EXPECT_TRUE(parse_proc_net_tcp("   0: 0100007F 00000000:0000 0A 0:0 0:0 0 0 0 1\n", AF_INET, 100)
                   .empty());  // no port
   EXPECT_TRUE(parse_proc_net_tcp("   0: 0100007F:1F90\n", AF_INET, 100).empty());
+}
+
+// A process tree's CPU: a child burning CPU counts while it runs (a live descendant) and
+// after it is reaped (the parent's cutime), never twice.
+TEST(process_stat, tree_cpu_counts_live_and_reaped_children_once) {
+  auto self = read_process_stat(::getpid());
+  ASSERT_TRUE(self);
+  EXPECT_EQ(self->state, 'R');
+  EXPECT_EQ(self->parent, ::getppid());
+  const double before = process_tree_cpu_seconds(::getpid()).value();
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // Burn 0.3 s of CPU (its own clock: a loaded machine stretches the wall time), say so,
+    // then wait to be killed. Bounded: 10 s of wall time at most, then exit.
+    const auto wall_limit = std::chrono::steady_clock::now() + 10s;
+    timespec used{};
+    unsigned long spin = 0;
+    do {
+      for (int i = 0; i < 100000; ++i)
+        spin = spin * 31 + 7;
+      ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &used);
+    } while (used.tv_sec * 1'000'000'000L + used.tv_nsec < 300'000'000L &&
+             std::chrono::steady_clock::now() < wall_limit);
+    if (spin == 42) ::_exit(2);  // keeps the loop from being optimised away
+    char c = 'x';
+    (void)!::write(ready[1], &c, 1);
+    ::sleep(10);
+    ::_exit(0);
+  }
+  ::close(ready[1]);
+  char c;
+  ASSERT_EQ(::read(ready[0], &c, 1), 1);
+  ::close(ready[0]);
+  EXPECT_THAT(children_of(::getpid()), testing::Contains(child));
+  const double live = process_tree_cpu_seconds(::getpid()).value();
+  EXPECT_GE(live - before, 0.25) << "a live child's CPU time";
+  ::kill(child, SIGKILL);
+  int st = 0;
+  ASSERT_EQ(::waitpid(child, &st, 0), child);
+  const double reaped = process_tree_cpu_seconds(::getpid()).value();
+  EXPECT_GE(reaped - before, 0.25) << "a reaped child's CPU time, through cutime";
+  EXPECT_LT(reaped - live, 0.2) << "counted once, not twice";
+  EXPECT_FALSE(read_process_stat(child)) << "gone once reaped";
+  EXPECT_FALSE(process_tree_cpu_seconds(child));
 }
 
 }  // namespace

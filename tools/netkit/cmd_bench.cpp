@@ -38,6 +38,7 @@ struct bench_args {
   std::uint64_t seed = 0;
   bool json = false;
   bool no_progress = false;
+  int server_pid = 0;
 };
 
 std::chrono::nanoseconds seconds(double s) {
@@ -69,6 +70,7 @@ loadgen::bench_config to_config(const bench_args& a) {
   c.reconnect = a.reconnect;
   c.seed = a.seed != 0 ? a.seed : std::random_device{}();
   c.json = a.json;
+  c.server_pid = a.server_pid;
   c.progress = !a.json && !a.no_progress && ::isatty(STDOUT_FILENO) == 1;
   return c;
 }
@@ -155,6 +157,11 @@ void add_bench(CLI::App& app) {
   cmd->add_flag("--json", args.json,
                 "Print one JSON object: every figure (msgs_per_s, mib_per_s, latency_us with "
                 "its percentiles, errors by kind) and the full configuration");
+  cmd->add_option("--server-pid", args.server_pid,
+                  "Also measure this server process's CPU time over the measured window, its "
+                  "threads and every descendant process included (fork, prefork): reported as "
+                  "server CPU per message (server_cpu_us_per_msg in --json)")
+      ->check(CLI::PositiveNumber);
   cmd->add_flag("--no-progress", args.no_progress,
                 "No live progress line (there is none anyway unless stdout is a terminal)");
   cmd->callback([] {

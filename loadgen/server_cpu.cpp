@@ -1,0 +1,40 @@
+#include "server_cpu.hpp"
+
+#include <fmt/format.h>
+
+#include "netkit/error.hpp"
+#include "netkit/inspect/process_stat.hpp"
+
+namespace netkit::loadgen {
+
+server_cpu_meter::server_cpu_meter(pid_t pid) : pid_(pid) {
+  if (pid <= 0 || !inspect::read_process_stat(pid))
+    throw usage_error(fmt::format("--server-pid {}: no such process to measure", pid));
+}
+
+server_cpu_meter::~server_cpu_meter() {
+  finish();
+}
+
+void server_cpu_meter::measure(clock::time_point from, clock::time_point to) {
+  thread_ = std::thread([this, from, to] {
+    std::unique_lock lock(mutex_);
+    if (wake_.wait_until(lock, from, [this] { return finishing_; })) return;
+    first_ = inspect::process_tree_cpu_seconds(pid_);
+    wake_.wait_until(lock, to, [this] { return finishing_; });
+    last_ = inspect::process_tree_cpu_seconds(pid_);
+  });
+}
+
+std::optional<double> server_cpu_meter::finish() {
+  {
+    std::lock_guard lock(mutex_);
+    finishing_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  if (!first_ || !last_) return std::nullopt;
+  return *last_ - *first_;
+}
+
+}  // namespace netkit::loadgen

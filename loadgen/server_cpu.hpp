@@ -1,0 +1,42 @@
+// The target server's CPU time over the measured window (`netkit bench --server-pid`):
+// the process and all its descendants (a forking server's children, a prefork pool), so
+// a benchmark script gets server CPU per message from the same window the messages were
+// counted in, without a marker protocol of its own.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+namespace netkit::loadgen {
+
+class server_cpu_meter {
+ public:
+  using clock = std::chrono::steady_clock;
+  // Throws usage_error if there is no process `pid` to measure.
+  explicit server_cpu_meter(pid_t pid);
+  ~server_cpu_meter();
+  server_cpu_meter(const server_cpu_meter&) = delete;
+  server_cpu_meter& operator=(const server_cpu_meter&) = delete;
+
+  // Reads the tree's CPU time at `from` and at `to`, on a thread of its own.
+  void measure(clock::time_point from, clock::time_point to);
+  // The seconds spent between the two readings; a run that ended before `to` is read
+  // now. nullopt if the window never began or the server was gone at either reading.
+  std::optional<double> finish();
+  pid_t pid() const noexcept { return pid_; }
+
+ private:
+  pid_t pid_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool finishing_ = false;
+  std::optional<double> first_, last_;
+  std::thread thread_;
+};
+
+}  // namespace netkit::loadgen
