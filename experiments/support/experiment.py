@@ -167,16 +167,23 @@ class Output:
             (self.dir / f"{self.name}.md").write_text(markdown + "\n")
             log(f"results in {self.dir} (--record writes them into {DOC.relative_to(ROOT)})")
             return
-        begin, end = f"<!-- experiment:{self.name} -->", f"<!-- /experiment:{self.name} -->"
-        text = DOC.read_text() if DOC.exists() else (
+        write_section(DOC, f"experiment:{self.name}", markdown, new_doc=(
             "# Experiments: the course's claims, measured\n\n"
             "Each section is written by its script in experiments/ (`--record`); re-run one "
             "to refresh it. Figures come from the run whose date and machine each section "
-            "states.\n")
-        block = f"{begin}\n{markdown.rstrip()}\n{end}"
-        if begin in text and end in text:
-            text = text[:text.index(begin)] + block + text[text.index(end) + len(end):]
-        else:
-            text = text.rstrip() + "\n\n" + block + "\n"
-        DOC.write_text(text)
-        log(f"recorded in {DOC.relative_to(ROOT)}")
+            "states.\n"))
+
+
+def write_section(doc, marker, markdown, new_doc=""):
+    """Writes `markdown` into `doc` between <!-- MARKER --> and <!-- /MARKER -->, replacing
+    what an earlier run wrote there (appended the first time; `new_doc` starts a file that
+    does not exist yet). Used by the experiments and by scripts/bench-peers --record."""
+    begin, end = f"<!-- {marker} -->", f"<!-- /{marker} -->"
+    text = doc.read_text() if doc.exists() else new_doc
+    block = f"{begin}\n{markdown.rstrip()}\n{end}"
+    if begin in text and end in text:
+        text = text[:text.index(begin)] + block + text[text.index(end) + len(end):]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    doc.write_text(text)
+    log(f"recorded in {doc.relative_to(ROOT)}")

@@ -61,23 +61,33 @@ std::vector<pid_t> children_of(pid_t pid) {
   return out;
 }
 
-std::optional<double> process_tree_cpu_seconds(pid_t root) {
-  auto st = read_process_stat(root);
-  if (!st) return std::nullopt;
-  double total = st->cpu_s + st->reaped_children_cpu_s;
-  // Bounded by depth: a pid reused while we walk cannot send the walk round forever.
-  std::vector<std::pair<pid_t, int>> todo;
-  for (pid_t c : children_of(root))
-    todo.emplace_back(c, 1);
-  while (!todo.empty()) {
-    auto [pid, depth] = todo.back();
-    todo.pop_back();
-    if (auto child = read_process_stat(pid)) total += child->cpu_s + child->reaped_children_cpu_s;
-    if (depth < 16)
+namespace {
+
+// `pid`'s tree, `depth` levels down at most (a pid reused while we walk cannot send the
+// walk round forever). A child reaped while its parent's children are being read would be
+// counted nowhere (gone from the children, not yet in the parent's cutime), so a walk
+// during which the parent's reaped-children time moved is taken again (bounded).
+std::optional<double> tree_cpu(pid_t pid, int depth) {
+  std::optional<double> total;
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    auto first = read_process_stat(pid);
+    if (!first) return std::nullopt;  // ended: its time is in its own parent's cutime now
+    double children = 0;
+    if (depth > 0)
       for (pid_t c : children_of(pid))
-        todo.emplace_back(c, depth + 1);
+        children += tree_cpu(c, depth - 1).value_or(0);
+    auto second = read_process_stat(pid);
+    if (!second) return std::nullopt;
+    total = second->cpu_s + second->reaped_children_cpu_s + children;
+    if (second->reaped_children_cpu_s == first->reaped_children_cpu_s) break;
   }
   return total;
+}
+
+}  // namespace
+
+std::optional<double> process_tree_cpu_seconds(pid_t root) {
+  return tree_cpu(root, 16);
 }
 
 }  // namespace netkit::inspect

@@ -24,9 +24,8 @@ std::optional<process_stat> read_process_stat(pid_t pid);
 std::vector<pid_t> children_of(pid_t pid);
 
 // CPU seconds spent so far by `root` and every descendant, alive or reaped: each live
-// process's cpu_s plus what its reaped children spent. A child that exits between two
-// readings moves from the first term to its parent's second, so nothing is lost or
-// counted twice. nullopt if `root` is gone.
+// process's cpu_s plus what its reaped children spent (a walk that a child's reaping
+// overtook is taken again, so none is missed or counted twice). nullopt if `root` is gone.
 std::optional<double> process_tree_cpu_seconds(pid_t root);
 
 }  // namespace netkit::inspect
