@@ -5,6 +5,7 @@
 
 #include <cerrno>
 
+#include "netkit/blocking_io.hpp"
 #include "netkit/buffer.hpp"
 #include "netkit/error.hpp"
 #include "netkit/log.hpp"
@@ -17,32 +18,6 @@ namespace {
 
 // Bytes asked for per read(2).
 constexpr std::size_t read_chunk = 64 * 1024;
-
-// Writes all of `bytes` like write_n (netkit/blocking_io.hpp), except that a write that
-// makes no progress (EINTR, or EAGAIN when SO_SNDTIMEO ran out: the peer is not reading)
-// asks stop_requested() before it tries again. Returns 0, or the errno that ended it
-// (ECANCELED: stopped).
-int write_until_stopped(int fd, std::span<const std::byte> bytes,
-                        const std::function<bool()>& stop_requested) {
-  bool not_socket = false;
-  // Bound: each pass writes >= 1 byte, or fails, or asks stop_requested() (the timeout
-  // makes that at least every stop_check_interval).
-  while (!bytes.empty()) {
-    ssize_t n = not_socket ? ::write(fd, bytes.data(), bytes.size())
-                           : ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-    if (n < 0 && errno == ENOTSOCK && !not_socket) {
-      not_socket = true;  // fd-pass may serve a pipe
-      continue;
-    }
-    if (n >= 0) {
-      bytes = bytes.subspan(static_cast<std::size_t>(n));
-      continue;
-    }
-    if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) return errno;
-    if (stop_requested()) return ECANCELED;
-  }
-  return 0;
-}
 
 }  // namespace
 
@@ -85,8 +60,14 @@ std::uint64_t serve_blocking_echo(int fd, std::string_view peer, decoder& dec, c
   std::uint64_t written = 0;
   auto flush = [&] {
     if (out.empty()) return true;
-    if (int err = write_until_stopped(fd, out.data(), stop_requested); err != 0) {
-      log(log_level::debug, "write to {}: {}", peer, errno_text(err));
+    // A write that makes no progress (EINTR, or EAGAIN once SO_SNDTIMEO ran out: the peer
+    // is not reading) asks stop_requested() before it tries again.
+    try {
+      write_n(fd, out.data(), stop_requested);
+    } catch (const transfer_stopped&) {
+      return false;
+    } catch (const sys_error& e) {
+      log(log_level::debug, "write to {}: {}", peer, e.what());
       return false;
     }
     written += out.size();

@@ -15,17 +15,37 @@
 
 namespace netkit {
 
-read_n_result read_n(int fd, std::span<std::byte> buf) {
+transfer_stopped::transfer_stopped(std::string_view operation)
+    : std::runtime_error(fmt::format("{}: stopped", operation)) {}
+
+namespace {
+
+// A call failed with `err`: returns to retry it, throws to end the transfer.
+void retry_or_throw(int err, const stop_predicate& stop, const char* operation) {
+  const bool interrupted = err == EINTR;
+  const bool timed_out = err == EAGAIN || err == EWOULDBLOCK;
+  if (stop && (interrupted || timed_out)) {
+    if (stop()) throw transfer_stopped(operation);
+    return;
+  }
+  if (interrupted) return;
+  throw sys_error(err, operation);
+}
+
+}  // namespace
+
+read_n_result read_n(int fd, std::span<std::byte> buf, const stop_predicate& stop) {
   std::size_t got = 0;
-  // Bound: each iteration either stores >= 1 byte, returns, or retries an interrupted call.
+  // Bound: each iteration either stores >= 1 byte, returns, or retries an interrupted call
+  // (with a stop predicate, asking it first).
   while (got < buf.size()) {
     const ssize_t n = ::read(fd, buf.data() + got, buf.size() - got);
     if (n > 0) {
       got += static_cast<std::size_t>(n);
     } else if (n == 0) {
       return {got, got == 0 ? read_n_result::end::eof_clean : read_n_result::end::eof_mid_message};
-    } else if (errno != EINTR) {
-      throw_sys_error("read");
+    } else {
+      retry_or_throw(errno, stop, "read");
     }
   }
   return {got, read_n_result::end::complete};
@@ -57,7 +77,7 @@ ssize_t sendv_some(int fd, iovec* iov, std::size_t count, bool& not_socket) {
 
 }  // namespace
 
-void write_n(int fd, std::span<const std::byte> buf) {
+void write_n(int fd, std::span<const std::byte> buf, const stop_predicate& stop) {
   bool not_socket = false;
   std::size_t done = 0;
   while (done < buf.size()) {
@@ -67,13 +87,13 @@ void write_n(int fd, std::span<const std::byte> buf) {
     } else if (n == 0) {
       // write(2) of a non-empty range returning 0 would spin forever; treat it as an I/O error.
       throw sys_error(EIO, "write");
-    } else if (errno != EINTR) {
-      throw_sys_error("write");
+    } else {
+      retry_or_throw(errno, stop, "write");
     }
   }
 }
 
-void write_v(int fd, std::span<const iovec> parts) {
+void write_v(int fd, std::span<const iovec> parts, const stop_predicate& stop) {
   // A private copy we can advance; empty parts dropped so progress is always visible.
   std::vector<iovec> iov;
   iov.reserve(parts.size());
@@ -86,8 +106,8 @@ void write_v(int fd, std::span<const iovec> parts) {
     const std::size_t count = std::min<std::size_t>(iov.size() - first, IOV_MAX);
     const ssize_t n = sendv_some(fd, iov.data() + first, count, not_socket);
     if (n < 0) {
-      if (errno == EINTR) continue;
-      throw_sys_error("writev");
+      retry_or_throw(errno, stop, "writev");
+      continue;
     }
     if (n == 0) throw sys_error(EIO, "writev");
     // Skip the parts written completely, then trim the one the write ended inside.
@@ -101,7 +121,8 @@ void write_v(int fd, std::span<const iovec> parts) {
   }
 }
 
-line_reader::line_reader(int fd, std::size_t max_line) : fd_(fd), max_line_(max_line) {}
+line_reader::line_reader(int fd, std::size_t max_line, stop_predicate stop)
+    : fd_(fd), max_line_(max_line), stop_(std::move(stop)) {}
 
 std::optional<std::string> line_reader::read_line() {
   // Bound: each read adds >= 1 byte and the buffer never holds more than max_line_ + one read
@@ -128,7 +149,7 @@ std::optional<std::string> line_reader::read_line() {
       if (buf_.empty()) return std::nullopt;
       throw protocol_error(fmt::format("stream ended inside a line ({} bytes)", buf_.size()));
     }
-    if (!r.ok()) throw sys_error(r.err, "read");
+    if (!r.ok()) retry_or_throw(r.err, stop_, "read");
   }
 }
 

@@ -426,5 +426,55 @@ TEST(LineReader, ReadErrorThrowsSysError) {
   EXPECT_THROW((void)in.read_line(), sys_error);
 }
 
+// A stop predicate: each timed-out call (SO_RCVTIMEO/SO_SNDTIMEO) asks it; while it says
+// no the transfer goes on and completes, once it says yes transfer_stopped ends it.
+void set_timeouts(int fd, long usec) {
+  const timeval tv{0, usec};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+TEST(StopPredicate, ReadNAsksOnEachTimeoutAndCompletesWhileItSaysNo) {
+  fd_guard guard;
+  auto [a, b] = make_socketpair();
+  set_timeouts(b.get(), 20'000);
+  std::atomic<int> asked{0};
+  std::thread late([&] {
+    while (asked.load() < 3)
+      std::this_thread::sleep_for(5ms);
+    ASSERT_EQ(::write(a.get(), "abcd", 4), 4);
+  });
+  std::byte buf[4];
+  auto r = read_n(b.get(), buf, [&] {
+    ++asked;
+    return false;
+  });
+  late.join();
+  EXPECT_EQ(r.how, read_n_result::end::complete);
+  EXPECT_GE(asked.load(), 3);
+}
+
+TEST(StopPredicate, StopsReadNWriteNAndReadLine) {
+  fd_guard guard;
+  auto [a, b] = make_socketpair();
+  set_timeouts(b.get(), 20'000);
+  int asked = 0;
+  const stop_predicate stop_on_second = [&] { return ++asked >= 2; };
+  std::byte buf[4];
+  EXPECT_THROW((void)read_n(b.get(), buf, stop_on_second), transfer_stopped);
+  EXPECT_EQ(asked, 2);
+  asked = 0;
+  line_reader lines(b.get(), 100, stop_on_second);
+  EXPECT_THROW((void)lines.read_line(), transfer_stopped);
+  EXPECT_EQ(asked, 2);
+  // A peer that never reads: the socket fills, each timed-out send asks.
+  asked = 0;
+  std::vector<std::byte> big(8 << 20);
+  EXPECT_THROW(write_n(b.get(), big, stop_on_second), transfer_stopped);
+  EXPECT_EQ(asked, 2);
+  // Without a predicate a timeout is an error, as before.
+  EXPECT_THROW((void)read_n(b.get(), buf), sys_error);
+}
+
 }  // namespace
 }  // namespace netkit
