@@ -224,7 +224,13 @@ bool read_child(child& c) {
       std::sscanf(line.c_str(), "progress %lu %lu %lu %lu", &c.messages, &c.bytes, &c.errors,
                   &c.p99);
     } else if (line.starts_with("result ")) {
-      c.result = bench_result::parse(std::string_view(line).substr(7));
+      // A garbled line is that worker's failure, reported like any other once every
+      // child is reaped; thrown from here it would leave the children unreaped.
+      try {
+        c.result = bench_result::parse(std::string_view(line).substr(7));
+      } catch (const std::invalid_argument& e) {
+        c.error = fmt::format("worker process {} sent a malformed result: {}", c.pid, e.what());
+      }
     } else if (line.starts_with("error ")) {
       c.error = line.substr(6);
     }

@@ -51,6 +51,9 @@ struct nb_connection {
   bool eof = false;      // the peer sent FIN: close once `out` is sent
   bool closing = false;  // protocol error: no more reading, close once `out` is sent
   bool dead = false;     // to be removed after this pass
+  // The pass that last moved a byte either way: --idle-timeout closes a connection that
+  // moved none for that long (a peer that half-closed and never reads its replies, too).
+  std::chrono::steady_clock::time_point last_progress;
 };
 
 class nonblocking_server {
@@ -69,10 +72,20 @@ class nonblocking_server {
   const endpoint& local() const noexcept { return local_; }
 
   void run(const stop_signal_scope& stop) {
+    const auto idle = settings_.idle_timeout;
     while (!stop.received()) {
+      now_ = std::chrono::steady_clock::now();  // one clock read per pass
       bool progress = accept_some();
-      for (auto& c : conns_)
-        progress |= step(*c);
+      for (auto& c : conns_) {
+        if (step(*c)) {
+          progress = true;
+          c->last_progress = now_;
+        } else if (idle.count() > 0 && !c->dead && now_ - c->last_progress >= idle) {
+          log(log_level::info, "closing {}: idle for {} ms{}", c->peer, idle.count(),
+              c->out.empty() ? "" : fmt::format(" ({} bytes of replies unread)", c->out.size()));
+          c->dead = true;
+        }
+      }
       std::erase_if(conns_, [](const auto& c) { return c->dead; });
       ++passes_;
       if (!progress) {
@@ -113,6 +126,7 @@ class nonblocking_server {
   std::uint64_t accepted_ = 0;
   std::uint64_t accept_errors_ = 0;
   std::chrono::steady_clock::time_point accept_resume_{};
+  std::chrono::steady_clock::time_point now_{};
 };
 
 bool nonblocking_server::accept_some() {
@@ -142,6 +156,7 @@ bool nonblocking_server::accept_some() {
     c->peer = support::peer_name(fd, local_.kind());
     c->fd = std::move(conn);
     c->dec = make_decoder(settings_.codec);
+    c->last_progress = now_;
     log(log_level::debug, "serving {}", c->peer);
     conns_.push_back(std::move(c));
   }
@@ -212,23 +227,24 @@ int run(const server_model& model, const model_settings& settings) {
 }  // namespace
 
 server_model nonblocking_model() {
-  return {.name = "nonblocking",
-          .family = transport_family::stream,
-          .transports = {},
-          .description =
-              "O_NONBLOCK sockets polled in a loop, retrying on EAGAIN: burns a core "
-              "even when idle (--poll-interval trades that for latency)",
-          .takes = {common_option::codec, common_option::unix_mode, common_option::reuse_port,
-                    common_option::max_conns, common_option::high_water},
-          .own_options = {{.flag = poll_interval_flag,
-                           .help = "Microseconds to sleep after a pass over every socket that "
-                                   "found nothing to do (0: never sleep, a pure spin)",
-                           .default_value = 0,
-                           .min = 0,
-                           .max = max_poll_interval_us,
-                           .choices = {}}},
-          .probe = nullptr,
-          .run = run};
+  return {
+      .name = "nonblocking",
+      .family = transport_family::stream,
+      .transports = {},
+      .description =
+          "O_NONBLOCK sockets polled in a loop, retrying on EAGAIN: burns a core "
+          "even when idle (--poll-interval trades that for latency)",
+      .takes = {common_option::codec, common_option::unix_mode, common_option::reuse_port,
+                common_option::max_conns, common_option::idle_timeout, common_option::high_water},
+      .own_options = {{.flag = poll_interval_flag,
+                       .help = "Microseconds to sleep after a pass over every socket that "
+                               "found nothing to do (0: never sleep, a pure spin)",
+                       .default_value = 0,
+                       .min = 0,
+                       .max = max_poll_interval_us,
+                       .choices = {}}},
+      .probe = nullptr,
+      .run = run};
 }
 
 }  // namespace netkit::servers

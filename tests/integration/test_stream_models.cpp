@@ -505,6 +505,43 @@ TEST(nonblocking_model, pure_spin_burns_cpu_when_idle_and_poll_interval_does_not
   }
 }
 
+// --idle-timeout: a peer that half-closes and never reads its replies would otherwise be
+// kept forever (its replies cannot leave). It is closed after the timeout, with a log line
+// that says how much was left unread, and the server serves the next client.
+TEST(nonblocking_model, idle_timeout_closes_a_half_closed_peer_that_never_reads) {
+  fd_leak_guard guard;
+  // A high-water mark above the burst: the server reads all of it, and the FIN.
+  server_process server(model_config(
+      "nonblocking", "line", {"--idle-timeout", "0.3", "--high-water", "67108864", "--verbose"}));
+  auto hog = open_socket(server.local(), io_mode::blocking);
+  set_recv_buffer(hog.get(), 4096);
+  ASSERT_EQ(::connect(hog.get(), server.local().addr(), server.local().length()), 0);
+  // 16 MiB of lines: far more than the client's small receive buffer and the server's
+  // send buffer (at most 4 MiB by default) take, so replies stay queued in the server.
+  const std::string line(1023, 'x');
+  std::string burst;
+  for (int i = 0; i < 16384; ++i)
+    burst += line + "\n";
+  std::thread writer([&] {
+    // Until all is sent or the server closes (then the send fails: that is the point).
+    std::string_view left = burst;
+    while (!left.empty()) {
+      ssize_t n = ::send(hog.get(), left.data(), left.size(), MSG_NOSIGNAL);
+      if (n <= 0) return;
+      left.remove_prefix(static_cast<std::size_t>(n));
+    }
+    ::shutdown(hog.get(), SHUT_WR);
+  });
+  EXPECT_TRUE(eventually([&] { return server.log().find("idle for 300 ms") != std::string::npos; },
+                         deadline_after(stretch(10s))))
+      << server.log();
+  writer.join();
+  EXPECT_THAT(server.log(), HasSubstr("bytes of replies unread"));
+  auto next = connect_client(server.local());
+  EXPECT_EQ(line_round_trip(next.get(), "next", deadline_after(stretch(5s))), "");
+  expect_clean_stop(server);
+}
+
 // ---- aio ------------------------------------------------------------------------------
 
 // A pending aio_read on an idle socket holds one glibc thread: with --aio-threads 2 and
