@@ -153,7 +153,15 @@ void fork_parent::spawn(unique_fd conn) {
     // to track. Its pid cannot have been reused in between unless every pid wrapped.
     pidfd.reset(open_pidfd(pid));
     if (!pidfd) {
-      if (errno != ESRCH) log(log_level::warning, "pidfd_open {}: {}", pid, errno_text(errno));
+      if (errno == ESRCH) return;
+      // Out of descriptors (EMFILE: a pidfd per live child): a child we cannot track
+      // could outlive the server, so it goes now, and its client sees the connection reset.
+      log(log_level::warning,
+          "closing a connection: cannot track child {} (pidfd_open: {}); with --sigchld "
+          "ignore each live child holds one of the parent's descriptors (--max-conns caps "
+          "them)",
+          pid, errno_text(errno));
+      ::kill(pid, SIGKILL);
       return;
     }
   }
@@ -284,7 +292,9 @@ server_model fork_model() {
                                "(a blocking accept the signal interrupts returns EINTR and is "
                                "resumed). ignore: SIGCHLD set to SIG_IGN, so the kernel reaps "
                                "each child itself at exit: no zombie, but no exit status (wait "
-                               "would block until every child is gone, then fail with ECHILD)",
+                               "would block until every child is gone, then fail with ECHILD); "
+                               "the parent then tracks each live child by a pidfd, one of its "
+                               "descriptors per child",
                        .default_value = 0,
                        .min = 0,
                        .max = 0,

@@ -431,6 +431,34 @@ TEST(fork_model, two_hundred_simultaneous_exits_leave_no_zombie_with_sigchld_ign
 
 // --max-conns caps the live children: the extra client is refused (closed) with a log
 // line, and once a child has ended a new client is served.
+// --sigchld ignore tracks each live child by a pidfd, one parent descriptor per child: at
+// RLIMIT_NOFILE the parent stops accepting (EMFILE, said once in the log), the extra
+// client waits in the backlog, and is served as soon as a child has ended.
+TEST(fork_model, sigchld_ignore_at_the_descriptor_limit_pauses_accepts_and_recovers) {
+  fd_leak_guard guard;
+  auto cfg = model_config("fork", "line", {"--sigchld", "ignore"});
+  cfg.nofile_limit = 24;
+  server_process server(cfg);
+  std::vector<unique_fd> clients;
+  // Until the parent is out of descriptors (bounded: the limit is 24).
+  for (int i = 0; i < 30; ++i) {
+    clients.push_back(connect_client(server.local()));
+    if (!line_round_trip(clients.back().get(), "hi", deadline_after(stretch(2s))).empty()) break;
+  }
+  ASSERT_LT(clients.size(), 30u) << "the parent should run out of descriptors below 30 children";
+  EXPECT_TRUE(eventually([&] { return server.log().find("EMFILE") != std::string::npos; },
+                         deadline_after(stretch(5s))))
+      << server.log();
+  const auto waiting = std::move(clients.back());
+  clients.pop_back();
+  clients.erase(clients.begin());  // a child ends: its pidfd is freed
+  // The waiting client's line was sent before; its echo comes once it is accepted.
+  auto r = read_line(waiting.get(), deadline_after(stretch(5s)));
+  EXPECT_EQ(r.end, read_end::data) << to_string(r.end);
+  EXPECT_EQ(r.text(), "hi\n");
+  expect_clean_stop(server);
+}
+
 TEST(fork_model, max_conns_refuses_the_extra_client_and_recovers) {
   fd_leak_guard guard;
   server_process server(model_config("fork", "line", {"--max-conns", "3"}));
