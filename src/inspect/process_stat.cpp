@@ -45,6 +45,21 @@ std::optional<process_stat> read_process_stat(pid_t pid) {
   return st;
 }
 
+std::optional<double> exact_cpu_seconds(pid_t pid) {
+  auto path = fmt::format("/proc/{}/task", pid);
+  DIR* dir = ::opendir(path.c_str());
+  if (!dir) return std::nullopt;
+  int threads = 0;
+  while (dirent* e = ::readdir(dir))
+    threads += e->d_name[0] != '.';
+  ::closedir(dir);
+  if (threads != 1) return std::nullopt;
+  std::ifstream in(fmt::format("/proc/{}/schedstat", pid));
+  unsigned long long ns = 0;
+  if (!(in >> ns)) return std::nullopt;
+  return static_cast<double>(ns) / 1e9;
+}
+
 std::vector<pid_t> children_of(pid_t pid) {
   std::vector<pid_t> out;
   auto path = fmt::format("/proc/{}/task", pid);
@@ -78,7 +93,8 @@ std::optional<double> tree_cpu(pid_t pid, int depth) {
         children += tree_cpu(c, depth - 1).value_or(0);
     auto second = read_process_stat(pid);
     if (!second) return std::nullopt;
-    total = second->cpu_s + second->reaped_children_cpu_s + children;
+    const double own = exact_cpu_seconds(pid).value_or(second->cpu_s);
+    total = own + second->reaped_children_cpu_s + children;
     if (second->reaped_children_cpu_s == first->reaped_children_cpu_s) break;
   }
   return total;

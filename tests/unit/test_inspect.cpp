@@ -299,6 +299,7 @@ TEST(process_stat, tree_cpu_counts_live_and_reaped_children_once) {
   ASSERT_TRUE(self);
   EXPECT_EQ(self->state, 'R');
   EXPECT_EQ(self->parent, ::getppid());
+  // In nanoseconds for a single-threaded process (the child below): checked there.
   const double before = process_tree_cpu_seconds(::getpid()).value();
   int ready[2];
   ASSERT_EQ(::pipe(ready), 0);
@@ -327,6 +328,10 @@ TEST(process_stat, tree_cpu_counts_live_and_reaped_children_once) {
   ASSERT_EQ(::read(ready[0], &c, 1), 1);
   ::close(ready[0]);
   EXPECT_THAT(children_of(::getpid()), testing::Contains(child));
+  const auto exact = exact_cpu_seconds(child);
+  ASSERT_TRUE(exact) << "a single-threaded child";
+  EXPECT_GE(*exact, 0.29) << "the child's 0.3 s, to the nanosecond";
+  EXPECT_NEAR(*exact, read_process_stat(child)->cpu_s, 0.02) << "and the tick-rounded figure";
   const double live = process_tree_cpu_seconds(::getpid()).value();
   EXPECT_GE(live - before, 0.25) << "a live child's CPU time";
   ::kill(child, SIGKILL);

@@ -20,11 +20,20 @@ struct process_stat {
 // /proc/PID/stat; nullopt if the process is gone (or was never there).
 std::optional<process_stat> read_process_stat(pid_t pid);
 
+// Time on CPU of a single-threaded `pid`, from /proc/PID/schedstat: nanoseconds, where
+// /proc/PID/stat counts clock ticks (10 ms). A tree of hundreds of processes that each run
+// briefly needs it: rounded to a tick apiece, their sum could be off by seconds. nullopt
+// for a process with several threads (a thread that has exited is in the process's stat
+// total but in no thread's schedstat, so stat is the right figure there), a process that
+// is gone, or a kernel without schedstat.
+std::optional<double> exact_cpu_seconds(pid_t pid);
+
 // Children of `pid` now (zombies too), from /proc/PID/task/*/children.
 std::vector<pid_t> children_of(pid_t pid);
 
 // CPU seconds spent so far by `root` and every descendant, alive or reaped: each live
-// process's cpu_s plus what its reaped children spent (a walk that a child's reaping
+// process's exact_cpu_seconds (cpu_s where there is none) plus what its reaped children
+// spent (a walk that a child's reaping
 // overtook is taken again, so none is missed or counted twice). nullopt if `root` is gone.
 std::optional<double> process_tree_cpu_seconds(pid_t root);
 
