@@ -37,6 +37,7 @@ struct bench_args {
   bool reconnect = false;
   std::uint64_t seed = 0;
   bool json = false;
+  bool mark_window = false;
   bool no_progress = false;
 };
 
@@ -69,6 +70,7 @@ loadgen::bench_config to_config(const bench_args& a) {
   c.reconnect = a.reconnect;
   c.seed = a.seed != 0 ? a.seed : std::random_device{}();
   c.json = a.json;
+  c.mark_window = a.mark_window;
   c.progress = !a.json && !a.no_progress && ::isatty(STDOUT_FILENO) == 1;
   return c;
 }
@@ -155,6 +157,9 @@ void add_bench(CLI::App& app) {
   cmd->add_flag("--json", args.json,
                 "Print one JSON object: every figure (msgs_per_s, mib_per_s, latency_us with "
                 "its percentiles, errors by kind) and the full configuration");
+  cmd->add_flag("--mark-window", args.mark_window,
+                "Write `measuring` to stderr when the measured window opens and `measured` when "
+                "it closes, so a script can read the server's CPU time over exactly that window");
   cmd->add_flag("--no-progress", args.no_progress,
                 "No live progress line (there is none anyway unless stdout is a terminal)");
   cmd->callback([] {
