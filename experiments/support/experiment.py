@@ -73,6 +73,19 @@ def cpu_ticks(pid):
     return int(fields[11]) + int(fields[12])  # fields[0] is field 3 (state)
 
 
+def load_note(at_start, busy=2):
+    """A sentence on how busy the machine was: the 1-minute load average `at_start`
+    (os.getloadavg()[0] taken then) and now, against the CPUs and the `busy` processes the
+    experiment itself keeps running; it says the machine was shared when the load went
+    beyond that."""
+    now, cpus = os.getloadavg()[0], os.cpu_count() or 1
+    shared = max(at_start, now) > busy + 0.5
+    return (f"1-minute load average {at_start:.1f} at the start and {now:.1f} at the end on "
+            f"{cpus} CPUs, of which this experiment keeps about {busy} busy" +
+            ("; other work shared the CPUs (the machine is shared), so absolute figures are "
+             "noisy and the interleaved ratios are the ones to quote." if shared else "."))
+
+
 class Server:
     """A netkit server process; `uri` is what it printed after 'listening on'. With
     `cpu`, it runs pinned to that CPU (taskset execs it: `pid` is the server's own).
@@ -207,7 +220,9 @@ def bench(netkit, mode, target, options, server_pid=None, cpu=None, timeout=60.0
         r = run.result or {}
         if run.rc != 0 or r.get("messages") or r.get("errors_total"):
             break
-        log(f"  bench {mode} {target}: no reply in the window and no error (a stall), "
+        log(f"  bench {mode} {target}: no reply in the {r.get('seconds', 0):.3f} s window and "
+            f"no error (a stall: {r.get('established')} connections up, "
+            f"{r.get('bytes_sent')} bytes sent, {r.get('bytes_received')} received), "
             + ("measuring again" if attempt == 0 else "twice: reported as is"))
     return run
 
