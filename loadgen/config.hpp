@@ -49,7 +49,10 @@ struct bench_config {
   bool reconnect = false;                   // a lost connection is made again
   std::uint64_t seed = 0;                   // 0: random
   bool json = false;
-  int server_pid = 0;     // > 0: also measure this process tree's CPU over the window
+  int server_pid = 0;  // > 0: also measure this process tree's CPU over the window
+  // "measuring" and "measured" lines on stderr as the measured window opens and closes
+  // (written by the first worker), so a script can read a server's CPU time over it.
+  bool mark_window = false;
   bool progress = false;  // a live line on stdout (only when it is a terminal)
 
   // The bytes on the wire for one request, and so for one reply.

@@ -133,6 +133,7 @@ bench_result worker_base::run_window(const std::function<void()>& begin) {
     result_.latency.clear();
     measuring_ = true;
     cpu_at_start_ = thread_cpu_seconds();
+    mark("measuring\n");
   });
   loop_.run_after(end_ - clock::now(), [this] { finish(); });
   loop_.run_every(std::chrono::milliseconds(200), [this] { publish(progress_, result_); });
@@ -145,6 +146,12 @@ bench_result worker_base::run_window(const std::function<void()>& begin) {
   return result_;
 }
 
+void worker_base::mark(std::string_view line) const noexcept {
+  if (!config_.mark_window || plan_.index != 0) return;
+  // One short write(2): a whole line even when other threads or processes write too.
+  [[maybe_unused]] auto n = ::write(STDERR_FILENO, line.data(), line.size());
+}
+
 void worker_base::finish() {
   if (finished_) return;
   finished_ = true;
@@ -152,6 +159,7 @@ void worker_base::finish() {
   const auto now = std::min(clock::now(), end_);
   result_.seconds = measuring_ ? std::chrono::duration<double>(now - measure_from_).count() : 0.0;
   result_.client_cpu_s = measuring_ ? thread_cpu_seconds() - cpu_at_start_ : 0.0;
+  if (measuring_) mark("measured\n");
   on_finish();
   loop_.stop();
 }

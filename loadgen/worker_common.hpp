@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <random>
+#include <string_view>
 #include <vector>
 
 #include "config.hpp"
@@ -102,6 +103,8 @@ class worker_base {
   // Ends the run now (also: the target went away); on_finish() first.
   void finish();
   virtual void on_finish() {}
+  // With --mark-window, the first worker writes `line` to stderr.
+  void mark(std::string_view line) const noexcept;
   // The runner called the run off (a stop signal, another worker's failure).
   bool stopped_from_outside() const noexcept { return sync_.stopped(); }
 

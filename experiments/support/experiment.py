@@ -1,10 +1,12 @@
 """What every experiment in experiments/ shares: the common options, starting and
-stopping netkit servers, the machine line, gnuplot plots, the verdict line, and writing
-an experiment's section of docs/experiments.md (between its own markers, so experiments
-can be re-run one at a time)."""
+stopping netkit servers, running `netkit bench` with a server's CPU time over its measured
+window, the machine line, gnuplot plots, the verdict line, and writing an experiment's
+section of docs/experiments.md (between its own markers, so experiments can be re-run one
+at a time). scripts/bench-peers takes cpu_ticks from here too."""
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import re
@@ -19,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "experiments.md"
 URI_RE = re.compile(r"listening on (\S+)")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def parser(name, description):
@@ -61,16 +64,44 @@ def machine_line():
             f"{os.cpu_count()} × {cpu}, netkit {rev}")
 
 
-class Server:
-    """A netkit server process; `uri` is what it printed after 'listening on'."""
+def cpu_ticks(pid):
+    """utime + stime (fields 14 and 15 of /proc/PID/stat) in clock ticks (CLK_TCK a second)."""
+    with open(f"/proc/{pid}/stat") as f:
+        stat = f.read()
+    # Field 2 (comm) is parenthesised and may contain spaces: split after the last ')'.
+    fields = stat[stat.rindex(")") + 2:].split()
+    return int(fields[11]) + int(fields[12])  # fields[0] is field 3 (state)
 
-    def __init__(self, argv, timeout=10.0, **popen):
+
+def load_note(at_start, busy=2):
+    """A sentence on how busy the machine was: the 1-minute load average `at_start`
+    (os.getloadavg()[0] taken then) and now, against the CPUs and the `busy` processes the
+    experiment itself keeps running; it says the machine was shared when the load went
+    beyond that."""
+    now, cpus = os.getloadavg()[0], os.cpu_count() or 1
+    shared = max(at_start, now) > busy + 0.5
+    return (f"1-minute load average {at_start:.1f} at the start and {now:.1f} at the end on "
+            f"{cpus} CPUs, of which this experiment keeps about {busy} busy" +
+            ("; other work shared the CPUs (the machine is shared), so absolute figures are "
+             "noisy and the interleaved ratios are the ones to quote." if shared else "."))
+
+
+class Server:
+    """A netkit server process; `uri` is what it printed after 'listening on'. With
+    `cpu`, it runs pinned to that CPU (taskset execs it: `pid` is the server's own).
+    Its stderr goes to a file, so a server logging a lot never blocks on a full pipe."""
+
+    def __init__(self, argv, timeout=10.0, cpu=None, **popen):
         self.argv = [str(a) for a in argv]
+        if cpu is not None:
+            self.argv = ["taskset", "-c", str(cpu)] + self.argv
+        self.errfile = tempfile.TemporaryFile(mode="w+")
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=self.errfile,
                                      text=True, **popen)
         self.uri = None
         self.out = ""
+        self.err = None  # set once stopped
         deadline = time.monotonic() + timeout
         while self.uri is None:
             left = deadline - time.monotonic()
@@ -90,7 +121,10 @@ class Server:
 
     def stop(self, sig=signal.SIGTERM, timeout=5.0):
         """Stops and reaps the server; returns what it wrote to stderr (what it wrote to
-        stdout after the 'listening on' line is left in self.out)."""
+        stdout after the 'listening on' line is left in self.out). Stopping again only
+        returns that again."""
+        if self.err is not None:
+            return self.err
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
@@ -98,9 +132,11 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        out, err = self.proc.communicate()
-        self.out = out or ""
-        return err or ""
+        self.out = self.proc.communicate()[0] or ""
+        self.errfile.seek(0)
+        self.err = self.errfile.read()
+        self.errfile.close()
+        return self.err
 
     def __enter__(self):
         return self
@@ -109,8 +145,92 @@ class Server:
         self.stop()
 
 
-def plot(png, title, xlabel, ylabel, series, logx=False, logy=False, style="linespoints"):
-    """series: [(title, [(x, y), ...]), ...] drawn into `png` with gnuplot."""
+class BenchRun:
+    """What one `netkit bench --json` run gave: `result` (its JSON, None if it printed
+    none), `server_cpu_s` (the server's CPU seconds over the measured window, None if not
+    read), `rc` (its exit status) and `err` (its stderr, without the window marks)."""
+
+    def __init__(self, result, server_cpu_s, rc, err):
+        self.result, self.server_cpu_s, self.rc, self.err = result, server_cpu_s, rc, err
+
+    def cpu_us_per_msg(self):
+        messages = self.result.get("messages", 0) if self.result else 0
+        if self.server_cpu_s is None or not messages:
+            return None
+        return self.server_cpu_s * 1e6 / messages
+
+
+def bench_once(netkit, mode, target, options, server_pid=None, cpu=None, timeout=60.0):
+    """Runs `netkit bench MODE --connect TARGET OPTIONS... --json` (pinned to `cpu` if
+    given) and, with `server_pid`, reads that process's CPU time when the measured window
+    opens and closes (`--mark-window`: connection set-up and teardown are left out, as
+    scripts/bench-peers leaves them out). Stops and reaps the client after `timeout` s.
+    bench() is what experiments call."""
+    argv = ["taskset", "-c", str(cpu)] if cpu is not None else []
+    argv += [str(netkit), "bench", mode, "--connect", target, *map(str, options), "--json"]
+    if server_pid is not None:
+        argv.append("--mark-window")
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    out, err, marks = b"", b"", {}
+    streams = {proc.stdout.fileno(): "out", proc.stderr.fileno(): "err"}
+    deadline = time.monotonic() + timeout
+    try:
+        while streams:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise RuntimeError(f"{' '.join(argv)}: no result in {timeout:.0f} s")
+            for fd in select.select(list(streams), [], [], left)[0]:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    del streams[fd]
+                elif streams[fd] == "out":
+                    out += chunk
+                else:
+                    err += chunk
+                    for mark in (b"measuring\n", b"measured\n"):
+                        if mark in err and mark not in marks and server_pid is not None:
+                            try:
+                                marks[mark] = cpu_ticks(server_pid)
+                            except (OSError, ValueError, IndexError):
+                                marks[mark] = None  # the server is gone
+                            err = err.replace(mark, b"", 1)
+        rc = proc.wait(timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+    t0, t1 = marks.get(b"measuring\n"), marks.get(b"measured\n")
+    cpu_s = (t1 - t0) / CLK_TCK if t0 is not None and t1 is not None else None
+    try:
+        result = json.loads(out)
+    except ValueError:
+        result = None
+    return BenchRun(result, cpu_s, rc, err.decode(errors="replace").strip())
+
+
+def bench(netkit, mode, target, options, server_pid=None, cpu=None, timeout=60.0):
+    """bench_once(), measured once more when the window saw neither a reply nor an error:
+    the client was not scheduled through it (on a loaded machine a process pinned to one
+    CPU can wait that long), which says nothing about the server."""
+    for attempt in range(2):
+        run = bench_once(netkit, mode, target, options, server_pid, cpu, timeout)
+        r = run.result or {}
+        if run.rc != 0 or r.get("messages") or r.get("errors_total"):
+            break
+        log(f"  bench {mode} {target}: no reply in the {r.get('seconds', 0):.3f} s window and "
+            f"no error (a stall: {r.get('established')} connections up, "
+            f"{r.get('bytes_sent')} bytes sent, {r.get('bytes_received')} received), "
+            + ("measuring again" if attempt == 0 else "twice: reported as is"))
+    return run
+
+
+def plot(png, title, xlabel, ylabel, series, logx=False, logy=False, style="linespoints",
+         xtics=None):
+    """series: [(title, [(x, y), ...]), ...] drawn into `png` with gnuplot; `xtics`:
+    [(label, x), ...] to name the x positions (e.g. a 0 on an otherwise log scale)."""
     with tempfile.TemporaryDirectory() as tmp:
         plots = []
         for i, (name, points) in enumerate(series):
@@ -127,6 +247,7 @@ def plot(png, title, xlabel, ylabel, series, logx=False, logy=False, style="line
             "set key outside right",
             "set logscale x" if logx else "",
             "set logscale y" if logy else "",
+            "set xtics (" + ", ".join(f'"{l}" {x}' for l, x in xtics) + ")" if xtics else "",
             "plot " + ", ".join(plots),
         ])
         subprocess.run(["gnuplot"], input=script, text=True, check=True)

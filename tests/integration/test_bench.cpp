@@ -97,6 +97,22 @@ TEST(bench_cli, churn_counts_connections_and_idle_connections_stay_open) {
   EXPECT_EQ(json_number(idle.out, "idle_established"), 50);
 }
 
+TEST(bench_cli, mark_window_writes_one_line_at_each_edge_of_the_window) {
+  fd_leak_guard guard;
+  server_process server({.codec = "raw"});
+  // Two processes of two threads: still one pair of lines, in order.
+  auto r = bench({"pingpong", "--connect", server.uri(), "--connections", "4", "--threads", "2",
+                  "--processes", "2", "--duration", "0.3", "--warmup", "0.1", "--json",
+                  "--mark-window"});
+  ASSERT_EQ(r.status.code, 0) << r.out << r.err;
+  EXPECT_EQ(r.err, "measuring\nmeasured\n");
+  EXPECT_GT(json_number(r.out, "messages"), 10);
+  auto unmarked =
+      bench({"rr", "--connect", server.uri(), "--duration", "0.2", "--warmup", "0.1", "--json"});
+  ASSERT_EQ(unmarked.status.code, 0) << unmarked.out << unmarked.err;
+  EXPECT_EQ(unmarked.err, "") << "no marks unless asked";
+}
+
 TEST(bench_cli, threads_and_processes_merge_their_figures) {
   fd_leak_guard guard;
   server_process server({.codec = "raw"});

@@ -37,6 +37,7 @@ struct bench_args {
   bool reconnect = false;
   std::uint64_t seed = 0;
   bool json = false;
+  bool mark_window = false;
   bool no_progress = false;
   int server_pid = 0;
 };
@@ -71,6 +72,7 @@ loadgen::bench_config to_config(const bench_args& a) {
   c.seed = a.seed != 0 ? a.seed : std::random_device{}();
   c.json = a.json;
   c.server_pid = a.server_pid;
+  c.mark_window = a.mark_window;
   c.progress = !a.json && !a.no_progress && ::isatty(STDOUT_FILENO) == 1;
   return c;
 }
@@ -162,6 +164,9 @@ void add_bench(CLI::App& app) {
                   "threads and every descendant process included (fork, prefork): reported as "
                   "server CPU per message (server_cpu_us_per_msg in --json)")
       ->check(CLI::PositiveNumber);
+  cmd->add_flag("--mark-window", args.mark_window,
+                "Write `measuring` to stderr when the measured window opens and `measured` when "
+                "it closes, so a script can read the server's CPU time over exactly that window");
   cmd->add_flag("--no-progress", args.no_progress,
                 "No live progress line (there is none anyway unless stdout is a terminal)");
   cmd->callback([] {
