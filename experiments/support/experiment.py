@@ -189,9 +189,9 @@ def write_section(doc, marker, markdown, new_doc=""):
     log(f"recorded in {doc.relative_to(ROOT)}")
 
 
-# A server's process tree, from /proc (the fork model serves in children, --processes in
+# A server and its process tree, from /proc (the fork model serves in children, --processes in
 # workers): its members, memory and descriptors (its CPU over a run: `netkit bench --server-pid`).
-# children_of is shared with scripts/io-models.
+# children_of is shared with scripts/io-models, cpu_seconds with scripts/chat-fanout.
 
 def children_of(pid):
     """Children of every thread of `pid` (from /proc; [] once it is gone)."""
@@ -207,6 +207,13 @@ def children_of(pid):
         except OSError:
             pass
     return out
+
+
+def cpu_seconds(pid):
+    """utime+stime of `pid`, all its threads (not its children), in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def tree_pids(pid):
@@ -244,4 +251,5 @@ def tree_fds(pid):
 
 def pinned(cpu, argv):
     """`argv` run on CPU `cpu` (taskset), or unpinned on a machine with fewer CPUs."""
-    return (["taskset", "-c", str(cpu)] if (os.cpu_count() or 1) > cpu else []) + list(argv)
+    return ((["taskset", "-c", str(cpu)] if (os.cpu_count() or 1) > cpu else [])
+            + [str(a) for a in argv])
