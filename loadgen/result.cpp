@@ -49,6 +49,7 @@ void bench_result::merge(const bench_result& o) {
     count_error(kind, n);
   latency.merge(o.latency);
   seconds = std::max(seconds, o.seconds);
+  connect_s = std::max(connect_s, o.connect_s);
   client_cpu_s += o.client_cpu_s;
   target_lost = target_lost || o.target_lost;
   interrupted = interrupted || o.interrupted;
@@ -56,9 +57,9 @@ void bench_result::merge(const bench_result& o) {
 
 std::string bench_result::serialize() const {
   std::string out =
-      fmt::format("{} {} {} {} {} {} {:.9f} {:.9f} {} {} {}", messages, bytes_sent, bytes_received,
-                  connects, established, idle_established, seconds, client_cpu_s,
-                  target_lost ? 1 : 0, interrupted ? 1 : 0, errors.size());
+      fmt::format("{} {} {} {} {} {} {:.9f} {:.9f} {:.9f} {} {} {}", messages, bytes_sent,
+                  bytes_received, connects, established, idle_established, seconds, connect_s,
+                  client_cpu_s, target_lost ? 1 : 0, interrupted ? 1 : 0, errors.size());
   for (const auto& [kind, n] : errors)
     out += fmt::format(" {} {}", kind, n);
   return out + " | " + latency.serialize();
@@ -71,10 +72,10 @@ bench_result bench_result::parse(std::string_view line) {
   bench_result r;
   int lost = 0, interrupted = 0, consumed = 0;
   std::size_t kinds = 0;
-  if (std::sscanf(head.c_str(), "%lu %lu %lu %lu %zu %zu %lf %lf %d %d %zu%n", &r.messages,
+  if (std::sscanf(head.c_str(), "%lu %lu %lu %lu %zu %zu %lf %lf %lf %d %d %zu%n", &r.messages,
                   &r.bytes_sent, &r.bytes_received, &r.connects, &r.established,
-                  &r.idle_established, &r.seconds, &r.client_cpu_s, &lost, &interrupted, &kinds,
-                  &consumed) != 11)
+                  &r.idle_established, &r.seconds, &r.connect_s, &r.client_cpu_s, &lost,
+                  &interrupted, &kinds, &consumed) != 12)
     throw std::invalid_argument("malformed worker result");
   const char* rest = head.c_str() + consumed;
   for (std::size_t i = 0; i < kinds; ++i) {
@@ -159,8 +160,8 @@ std::string format_text(const bench_config& c, const bench_result& r) {
                        per_second(static_cast<double>(r.connects), r.seconds));
   out += "\n";
   if (c.mode != bench_mode::churn)
-    out += fmt::format("  established {} of {} active, {} of {} idle\n", r.established,
-                       c.connections, r.idle_established, c.idle);
+    out += fmt::format("  established {} of {} active, {} of {} idle in {:.3f} s\n", r.established,
+                       c.connections, r.idle_established, c.idle, r.connect_s);
   if (r.messages > 0)
     out += fmt::format("  generator CPU {:.3f} s, {:.3f} us per message\n", r.client_cpu_s,
                        r.client_cpu_s * 1e6 / static_cast<double>(r.messages));
@@ -210,13 +211,14 @@ std::string format_json(const bench_config& c, const bench_result& r) {
       "\"complete\":{},\"target_lost\":{},\"interrupted\":{},\"seconds\":{:.6f},"
       "\"messages\":{},\"msgs_per_s\":{:.3f},\"bytes_sent\":{},\"bytes_received\":{},"
       "\"mib_per_s\":{:.6f},\"connects\":{},\"connects_per_s\":{:.3f},\"established\":{},"
-      "\"idle_established\":{},\"client_cpu_s\":{:.6f},\"client_cpu_us_per_msg\":{:.4f},",
+      "\"idle_established\":{},\"connect_s\":{:.6f},\"client_cpu_s\":{:.6f},"
+      "\"client_cpu_us_per_msg\":{:.4f},",
       !r.target_lost && !r.interrupted ? "true" : "false", r.target_lost ? "true" : "false",
       r.interrupted ? "true" : "false", r.seconds, r.messages,
       per_second(static_cast<double>(r.messages), r.seconds), r.bytes_sent, r.bytes_received,
       per_second(mib, r.seconds), r.connects,
       per_second(static_cast<double>(r.connects), r.seconds), r.established, r.idle_established,
-      r.client_cpu_s,
+      r.connect_s, r.client_cpu_s,
       r.messages > 0 ? r.client_cpu_s * 1e6 / static_cast<double>(r.messages) : 0.0);
   // null when not asked for (no --server-pid) or not measurable (the window never began).
   if (r.server_cpu_s && r.messages > 0) {

@@ -26,6 +26,7 @@ struct bench_result {
   std::uint64_t connects = 0;        // connections established (churn: each cycle's)
   std::size_t established = 0;       // active connections up when measuring began
   std::size_t idle_established = 0;  // idle ones
+  double connect_s = 0;  // connect phase: start to last connection up (the slowest worker's)
   std::map<std::string, std::uint64_t, std::less<>> errors;
   histogram latency;         // nanoseconds, per message
   double seconds = 0;        // length of the measured window (the longest worker's)

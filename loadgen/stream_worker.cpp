@@ -99,12 +99,14 @@ class stream_worker final : public worker_base {
   bench_result run() {
     to_connect_idle_ = plan_.idle;
     to_connect_ = plan_.connections;
+    const auto began = clock::now();
     connect_more();
     // Bounded: each connect ends within its timeout (and retries), or the run is stopped.
     while (pending_connects() > 0 && !stopped_from_outside())
       loop().run_once(std::chrono::milliseconds(100));
     result().established = open_;
     result().idle_established = idle_open_;
+    result().connect_s = std::chrono::duration<double>(clock::now() - began).count();
     return run_window([this] { begin_traffic(); });
   }
 

@@ -308,3 +308,67 @@ def write_section(doc, marker, markdown, new_doc=""):
         text = text.rstrip() + "\n\n" + block + "\n"
     doc.write_text(text)
     log(f"recorded in {doc.relative_to(ROOT)}")
+
+
+# A server and its process tree, from /proc (the fork model serves in children, --processes in
+# workers): its members, memory and descriptors (its CPU over a run: `netkit bench --server-pid`).
+# children_of is shared with scripts/io-models, cpu_seconds with scripts/chat-fanout.
+
+def children_of(pid):
+    """Children of every thread of `pid` (from /proc; [] once it is gone)."""
+    out = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for t in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{t}/children") as f:
+                out += [int(c) for c in f.read().split()]
+        except OSError:
+            pass
+    return out
+
+
+def cpu_seconds(pid):
+    """utime+stime of `pid`, all its threads (not its children), in seconds."""
+    return cpu_ticks(pid) / CLK_TCK
+
+
+def tree_pids(pid):
+    """`pid` and its live descendants."""
+    pids, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        pids.append(p)
+        todo += children_of(p)
+    return pids
+
+
+def tree_rss_kib(pid, field="VmRSS"):
+    """The sum of `field` (VmRSS, RssAnon, ...) from /proc/PID/status over the tree, KiB."""
+    total = 0
+    for p in tree_pids(pid):
+        try:
+            with open(f"/proc/{p}/status") as f:
+                total += next((int(l.split()[1]) for l in f if l.startswith(field + ":")), 0)
+        except OSError:
+            pass
+    return total
+
+
+def tree_fds(pid):
+    """Open descriptors over the tree (a server's connections, plus what it held before)."""
+    total = 0
+    for p in tree_pids(pid):
+        try:
+            total += len(os.listdir(f"/proc/{p}/fd"))
+        except OSError:
+            pass
+    return total
+
+
+def pinned(cpu, argv):
+    """`argv` run on CPU `cpu` (taskset), or unpinned on a machine with fewer CPUs."""
+    return ((["taskset", "-c", str(cpu)] if (os.cpu_count() or 1) > cpu else [])
+            + [str(a) for a in argv])

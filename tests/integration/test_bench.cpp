@@ -95,6 +95,18 @@ TEST(bench_cli, churn_counts_connections_and_idle_connections_stay_open) {
                      "--duration", "0.3", "--warmup", "0.1", "--json"});
   ASSERT_EQ(idle.status.code, 0) << idle.out << idle.err;
   EXPECT_EQ(json_number(idle.out, "idle_established"), 50);
+  // When they were all up: the connect phase is timed, in every process.
+  EXPECT_GT(json_number(idle.out, "connect_s"), 0);
+  EXPECT_LT(json_number(idle.out, "connect_s"), 30);
+  auto spread = bench({"rr", "--connect", server.uri(), "--connections", "2", "--processes", "2",
+                       "--idle", "300", "--duration", "0.3", "--warmup", "0", "--json"});
+  ASSERT_EQ(spread.status.code, 0) << spread.out << spread.err;
+  EXPECT_EQ(json_number(spread.out, "idle_established"), 300);
+  EXPECT_GT(json_number(spread.out, "connect_s"), 0) << "carried from the worker processes";
+  auto text =
+      bench({"rr", "--connect", server.uri(), "--idle", "5", "--duration", "0.2", "--warmup", "0"});
+  ASSERT_EQ(text.status.code, 0) << text.out << text.err;
+  EXPECT_NE(text.out.find("5 of 5 idle in "), std::string::npos) << text.out;
 }
 
 TEST(bench_cli, mark_window_writes_one_line_at_each_edge_of_the_window) {

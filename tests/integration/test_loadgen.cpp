@@ -58,6 +58,7 @@ TEST(loadgen, result_lines_round_trip_between_processes) {
   r.established = 4;
   r.idle_established = 2;
   r.seconds = 1.5;
+  r.connect_s = 0.75;
   r.client_cpu_s = 0.25;
   r.target_lost = true;
   r.count_error("refused", 3);
@@ -75,6 +76,7 @@ TEST(loadgen, result_lines_round_trip_between_processes) {
   EXPECT_EQ(sum.messages, 24u);
   EXPECT_EQ(sum.error_total(), 8u);
   EXPECT_DOUBLE_EQ(sum.seconds, 1.5) << "concurrent windows: the longer one";
+  EXPECT_DOUBLE_EQ(sum.connect_s, 0.75) << "concurrent connect phases: the slowest one";
   EXPECT_EQ(sum.latency.count(), 4u);
 }
 
