@@ -82,7 +82,7 @@ namespace {
 // walk round forever). A child reaped while its parent's children are being read would be
 // counted nowhere (gone from the children, not yet in the parent's cutime), so a walk
 // during which the parent's reaped-children time moved is taken again (bounded).
-std::optional<double> tree_cpu(pid_t pid, int depth) {
+std::optional<double> tree_cpu(pid_t pid, int depth, bool root) {
   std::optional<double> total;
   for (int attempt = 0; attempt < 20; ++attempt) {
     auto first = read_process_stat(pid);
@@ -90,10 +90,13 @@ std::optional<double> tree_cpu(pid_t pid, int depth) {
     double children = 0;
     if (depth > 0)
       for (pid_t c : children_of(pid))
-        children += tree_cpu(c, depth - 1).value_or(0);
+        children += tree_cpu(c, depth - 1, false).value_or(0);
     auto second = read_process_stat(pid);
     if (!second) return std::nullopt;
-    const double own = exact_cpu_seconds(pid).value_or(second->cpu_s);
+    // The root by stat alone: a process that gains or loses threads between two readings
+    // (a thread model) must be read the same way both times, or the difference could even
+    // come out negative. Its descendants are the many small processes (fork, prefork).
+    const double own = root ? second->cpu_s : exact_cpu_seconds(pid).value_or(second->cpu_s);
     total = own + second->reaped_children_cpu_s + children;
     if (second->reaped_children_cpu_s == first->reaped_children_cpu_s) break;
   }
@@ -103,7 +106,7 @@ std::optional<double> tree_cpu(pid_t pid, int depth) {
 }  // namespace
 
 std::optional<double> process_tree_cpu_seconds(pid_t root) {
-  return tree_cpu(root, 16);
+  return tree_cpu(root, 16, true);
 }
 
 }  // namespace netkit::inspect

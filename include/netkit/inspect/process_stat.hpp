@@ -32,9 +32,9 @@ std::optional<double> exact_cpu_seconds(pid_t pid);
 std::vector<pid_t> children_of(pid_t pid);
 
 // CPU seconds spent so far by `root` and every descendant, alive or reaped: each live
-// process's exact_cpu_seconds (cpu_s where there is none) plus what its reaped children
-// spent (a walk that a child's reaping
-// overtook is taken again, so none is missed or counted twice). nullopt if `root` is gone.
+// descendant's exact_cpu_seconds (cpu_s for the root and where there is none) plus what its reaped
+// children spent (a walk that a child's reaping overtook is taken again, so none is missed or
+// counted twice). nullopt if `root` is gone.
 std::optional<double> process_tree_cpu_seconds(pid_t root);
 
 }  // namespace netkit::inspect
