@@ -19,10 +19,14 @@ server_cpu_meter::~server_cpu_meter() {
 void server_cpu_meter::measure(clock::time_point from, clock::time_point to) {
   thread_ = std::thread([this, from, to] {
     std::unique_lock lock(mutex_);
-    if (wake_.wait_until(lock, from, [this] { return finishing_; })) return;
-    first_ = inspect::process_tree_cpu_seconds(pid_);
-    wake_.wait_until(lock, to, [this] { return finishing_; });
-    last_ = inspect::process_tree_cpu_seconds(pid_);
+    try {
+      if (wake_.wait_until(lock, from, [this] { return finishing_; })) return;
+      first_ = inspect::process_tree_cpu_seconds(pid_);
+      wake_.wait_until(lock, to, [this] { return finishing_; });
+      last_ = inspect::process_tree_cpu_seconds(pid_);
+    } catch (const std::exception&) {
+      first_.reset();  // not measured (reported as null), never the end of the run
+    }
   });
 }
 

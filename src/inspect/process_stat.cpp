@@ -1,10 +1,10 @@
 #include "netkit/inspect/process_stat.hpp"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <unistd.h>
 
-#include <fstream>
-#include <iterator>
+#include <cerrno>
 #include <sstream>
 #include <string>
 
@@ -14,6 +14,28 @@ namespace netkit::inspect {
 
 namespace {
 
+// The whole of a small /proc file, or nullopt. Plain read(2), not a stream: a process
+// that exits while its file is read makes read fail (ESRCH), which libstdc++'s filebuf
+// turns into an exception; here it is just "gone".
+std::optional<std::string> read_proc_file(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  std::string text;
+  char buf[4096];
+  for (;;) {  // bounded: /proc files here are a few hundred bytes
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      ::close(fd);
+      return std::nullopt;
+    }
+    if (n == 0) break;
+    text.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return text;
+}
+
 double ticks_to_seconds(unsigned long long ticks) {
   static const long hz = ::sysconf(_SC_CLK_TCK);
   return static_cast<double>(ticks) / static_cast<double>(hz > 0 ? hz : 100);
@@ -22,9 +44,9 @@ double ticks_to_seconds(unsigned long long ticks) {
 }  // namespace
 
 std::optional<process_stat> read_process_stat(pid_t pid) {
-  std::ifstream in(fmt::format("/proc/{}/stat", pid));
-  if (!in) return std::nullopt;
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto file = read_proc_file(fmt::format("/proc/{}/stat", pid));
+  if (!file) return std::nullopt;
+  const std::string& text = *file;
   // Field 2 (comm) is parenthesised and may hold spaces or ')': split after the last ')'.
   auto close = text.rfind(')');
   if (close == std::string::npos || close + 2 >= text.size()) return std::nullopt;
@@ -54,7 +76,9 @@ std::optional<double> exact_cpu_seconds(pid_t pid) {
     threads += e->d_name[0] != '.';
   ::closedir(dir);
   if (threads != 1) return std::nullopt;
-  std::ifstream in(fmt::format("/proc/{}/schedstat", pid));
+  auto file = read_proc_file(fmt::format("/proc/{}/schedstat", pid));
+  if (!file) return std::nullopt;
+  std::istringstream in(*file);
   unsigned long long ns = 0;
   if (!(in >> ns)) return std::nullopt;
   return static_cast<double>(ns) / 1e9;
@@ -67,7 +91,9 @@ std::vector<pid_t> children_of(pid_t pid) {
   if (!dir) return out;
   while (dirent* e = ::readdir(dir)) {
     if (e->d_name[0] == '.') continue;
-    std::ifstream in(fmt::format("/proc/{}/task/{}/children", pid, e->d_name));
+    auto file = read_proc_file(fmt::format("/proc/{}/task/{}/children", pid, e->d_name));
+    if (!file) continue;
+    std::istringstream in(*file);
     pid_t c;
     while (in >> c)
       out.push_back(c);
