@@ -62,6 +62,10 @@ server_config chat_config(const std::string& param, std::vector<std::string> ext
     c.extra_args.push_back("--threads");
     c.extra_args.push_back(std::to_string(m.threads));
   }
+  // ASan keeps freed blocks resident in its quarantine (256 MiB by default): at full chat
+  // speed that alone outgrows any memory bound. Kept small, RSS bounds mean the same in
+  // every build (as test_stream_models and test_server_connection do).
+  if (sanitized_build) c.env.push_back("ASAN_OPTIONS=quarantine_size_mb=1:detect_leaks=1");
   return c;
 }
 
@@ -449,8 +453,8 @@ TEST_P(chat_load_test, slow_consumer_is_cut_off_and_server_memory_stays_bounded)
   // Bound: the cap (64 KiB) plus allocator slack, 4 MiB on one loop; with --threads each
   // loop thread has its own malloc arena that keeps its freed memory, 16 MiB. An unbounded
   // queue for the sloth would grow by every message of 3 s (about 1 MiB/s here, the
-  // kernel's share fixed by the 64 KiB SO_SNDBUF) and never shrink. ASan's quarantine keeps
-  // freed memory too: sanitizer builds get 64 MiB.
+  // kernel's share fixed by the 64 KiB SO_SNDBUF) and never shrink. Sanitizer builds get
+  // 64 MiB: ASan's shadow memory and its (small, see chat_config) quarantine.
   const long bound_kib = sanitized_build                       ? 64 * 1024
                          : parse_param(GetParam()).threads > 1 ? 16 * 1024
                                                                : 4 * 1024;
