@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -67,15 +68,24 @@ std::optional<process_stat> read_process_stat(pid_t pid) {
   return st;
 }
 
-std::optional<double> exact_cpu_seconds(pid_t pid) {
+namespace {
+
+// The thread ids of `pid` (the entries of /proc/PID/task); none once it is gone.
+std::vector<std::string> tasks_of(pid_t pid) {
+  std::vector<std::string> ids;
   auto path = fmt::format("/proc/{}/task", pid);
   DIR* dir = ::opendir(path.c_str());
-  if (!dir) return std::nullopt;
-  int threads = 0;
+  if (!dir) return ids;
   while (dirent* e = ::readdir(dir))
-    threads += e->d_name[0] != '.';
+    if (e->d_name[0] != '.') ids.emplace_back(e->d_name);
   ::closedir(dir);
-  if (threads != 1) return std::nullopt;
+  return ids;
+}
+
+}  // namespace
+
+std::optional<double> exact_cpu_seconds(pid_t pid) {
+  if (tasks_of(pid).size() != 1) return std::nullopt;
   auto file = read_proc_file(fmt::format("/proc/{}/schedstat", pid));
   if (!file) return std::nullopt;
   std::istringstream in(*file);
@@ -86,19 +96,14 @@ std::optional<double> exact_cpu_seconds(pid_t pid) {
 
 std::vector<pid_t> children_of(pid_t pid) {
   std::vector<pid_t> out;
-  auto path = fmt::format("/proc/{}/task", pid);
-  DIR* dir = ::opendir(path.c_str());
-  if (!dir) return out;
-  while (dirent* e = ::readdir(dir)) {
-    if (e->d_name[0] == '.') continue;
-    auto file = read_proc_file(fmt::format("/proc/{}/task/{}/children", pid, e->d_name));
+  for (const auto& task : tasks_of(pid)) {
+    auto file = read_proc_file(fmt::format("/proc/{}/task/{}/children", pid, task));
     if (!file) continue;
     std::istringstream in(*file);
     pid_t c;
     while (in >> c)
       out.push_back(c);
   }
-  ::closedir(dir);
   return out;
 }
 
