@@ -204,9 +204,11 @@ int run_p2p_chat(const p2p_options& o) {
   parent_gone_r.reset();
   stop.block();  // Ctrl-C and SIGTERM only inside ppoll: none slips in after the check
   ending why = send_lines(sock.get(), child_gone_r.get(), o.max_line, stop);
-  // The peer reads EOF now, whatever the child is doing; then the child is told to go.
-  ::shutdown(sock.get(), SHUT_WR);
+  // The child is told to go first, then the peer reads EOF. In the other order the peer
+  // could answer with its own EOF before the pipe closed, and the child of a side that
+  // quit would print "*** peer left" on its own screen.
   parent_gone_w.reset();
+  ::shutdown(sock.get(), SHUT_WR);
   int status = 0;
   while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
   }
