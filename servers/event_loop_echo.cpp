@@ -32,7 +32,7 @@ const std::vector<backend_info>& backends() {
 
 model_availability probe(const server_model& model) {
   for (const auto& b : backends())
-    if (b.name == model.name) return {b.available, b.problem};
+    if (b.name == model.name) return {b.available, b.problem, b.kernel_features};
   return {false, "no such event-loop backend"};
 }
 

@@ -198,8 +198,9 @@ std::string list_models_text() {
       if (m.family != family) continue;
       auto a = m.probe ? m.probe(m) : model_availability{};
       out +=
-          fmt::format("  {:<13} {:<11} {}{}\n", m.name, a.available ? "available" : "UNAVAILABLE",
-                      m.description, a.available ? "" : fmt::format(" [{}]", a.problem));
+          fmt::format("  {:<13} {:<11} {}{}{}\n", m.name, a.available ? "available" : "UNAVAILABLE",
+                      m.description, a.available ? "" : fmt::format(" [{}]", a.problem),
+                      a.detail.empty() ? "" : fmt::format(" ({})", a.detail));
     }
   }
   return out;

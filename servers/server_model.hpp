@@ -104,6 +104,7 @@ struct model_settings {
 struct model_availability {
   bool available = true;
   std::string problem;  // why not, when unavailable
+  std::string detail;   // what the kernel gave it, when that varies (io_uring features)
 };
 
 struct server_model {

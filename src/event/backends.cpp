@@ -4,6 +4,7 @@
 #include "backend_epoll.hpp"
 #include "backends.hpp"
 #include "netkit/error.hpp"
+#include "uring_features.hpp"
 
 namespace netkit {
 
@@ -45,13 +46,15 @@ std::string known_names() {
 std::vector<backend_info> list_backends() {
   std::vector<backend_info> out;
   for (const auto& e : registry) {
-    backend_info info{std::string(e.name), std::string(e.description), true, {}};
+    backend_info info{std::string(e.name), std::string(e.description), true, {}, {}};
     try {
       e.make();
     } catch (const std::exception& ex) {
       info.available = false;
       info.problem = ex.what();
     }
+    if (info.available && e.name == "uring")
+      info.kernel_features = detail::probe_uring_features().describe();
     out.push_back(std::move(info));
   }
   return out;

@@ -2,10 +2,12 @@
 // eventfd wake-up, stale completions after unwatch and descriptor reuse, timers, and a
 // loop built on one thread and run on another (the ring is enabled lazily).
 #include <sys/socket.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -281,6 +283,41 @@ TEST(uring_backend, built_on_one_thread_run_on_another) {
   runner.join();
   EXPECT_GE(h.calls, 1);
   loop->unwatch(id);
+}
+
+// What the kernel gave, as --list-models shows it: every feature netkit probes is there on
+// a kernel that has it (Debian's liburing 2.3 knows none of the newest; netkit defines
+// their ABI and tries each on a scratch ring).
+TEST(uring_features, each_feature_is_found_on_a_kernel_that_has_it) {
+  auto loop = make_loop();
+  if (!loop) GTEST_SKIP() << "io_uring unavailable here: " << uring_problem();
+  std::string features;
+  for (const auto& b : list_backends())
+    if (b.name == "uring") features = b.kernel_features;
+  ASSERT_TRUE(features.starts_with("this kernel gives ")) << features;
+  utsname u{};
+  ASSERT_EQ(::uname(&u), 0);
+  int major = 0, minor = 0;
+  ASSERT_EQ(std::sscanf(u.release, "%d.%d", &major, &minor), 2) << u.release;
+  const int version = major * 100 + minor;
+  struct since {
+    int version;
+    std::string_view name;
+  };
+  const since known[] = {{519, "multishot accept"},   {519, "provided-buffer rings"},
+                         {600, "multishot recv"},     {600, "SEND_ZC"},
+                         {601, "DEFER_TASKRUN"},      {610, "recv bundles"},
+                         {612, "incremental buffers"}};
+  auto gives = features.substr(0, features.find("; lacks"));
+  for (const auto& k : known) {
+    if (version >= k.version) {
+      EXPECT_NE(gives.find(k.name), std::string::npos)
+          << k.name << " missing on " << u.release << ": " << features;
+    }
+  }
+  if (version >= 612) {
+    EXPECT_EQ(features.find("lacks"), std::string::npos) << features;
+  }
 }
 
 }  // namespace

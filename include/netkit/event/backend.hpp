@@ -51,8 +51,9 @@ class backend {
 struct backend_info {
   std::string name;
   std::string description;
-  bool available;       // this kernel (and process limits) can run it
-  std::string problem;  // why not, when unavailable
+  bool available;               // this kernel (and process limits) can run it
+  std::string problem;          // why not, when unavailable
+  std::string kernel_features;  // what this kernel gave the backend (io_uring), if any
 };
 
 // Every backend netkit knows, probed against this kernel.
