@@ -167,8 +167,12 @@ std::string format_text(const bench_config& c, const bench_result& r) {
                        r.client_cpu_s * 1e6 / static_cast<double>(r.messages));
   if (r.server_cpu_s && r.messages > 0)
     out += fmt::format(
-        "  server CPU (pid {} and its descendants) {:.3f} s, {:.3f} us per message\n", c.server_pid,
-        *r.server_cpu_s, *r.server_cpu_s * 1e6 / static_cast<double>(r.messages));
+        "  server CPU (pid {} and its descendants) {:.3f} s, {:.3f} us per message{}\n",
+        c.server_pid, *r.server_cpu_s, *r.server_cpu_s * 1e6 / static_cast<double>(r.messages),
+        c.mode == bench_mode::churn && r.connects > 0
+            ? fmt::format(", {:.3f} us per connection",
+                          *r.server_cpu_s * 1e6 / static_cast<double>(r.connects))
+            : "");
   if (r.latency.count() > 0) {
     out += fmt::format("  latency us: min {:.1f}", us(r.latency.min()));
     for (const auto& row : percentiles)
@@ -220,7 +224,9 @@ std::string format_json(const bench_config& c, const bench_result& r) {
       per_second(static_cast<double>(r.connects), r.seconds), r.established, r.idle_established,
       r.connect_s, r.client_cpu_s,
       r.messages > 0 ? r.client_cpu_s * 1e6 / static_cast<double>(r.messages) : 0.0);
-  // null when not asked for (no --server-pid) or not measurable (the window never began).
+  // null when not asked for (no --server-pid) or not measurable (the window never began);
+  // per connection only in churn mode, where each connection is one cycle (connects counts
+  // the cycles that connected in the window, messages those whose reply came back in it).
   if (r.server_cpu_s && r.messages > 0) {
     out += fmt::format(
         "\"server_pid\":{},\"server_cpu_s\":{:.6f},\"server_cpu_us_per_msg\":{:.4f},", c.server_pid,
@@ -228,6 +234,12 @@ std::string format_json(const bench_config& c, const bench_result& r) {
   } else {
     out += fmt::format("\"server_pid\":{},\"server_cpu_s\":null,\"server_cpu_us_per_msg\":null,",
                        c.server_pid > 0 ? fmt::format("{}", c.server_pid) : "null");
+  }
+  if (r.server_cpu_s && c.mode == bench_mode::churn && r.connects > 0) {
+    out += fmt::format("\"server_cpu_us_per_conn\":{:.4f},",
+                       *r.server_cpu_s * 1e6 / static_cast<double>(r.connects));
+  } else {
+    out += "\"server_cpu_us_per_conn\":null,";
   }
   out += fmt::format("\"latency_us\":{{\"count\":{},\"min\":{:.3f},\"mean\":{:.3f}",
                      r.latency.count(), us(r.latency.min()), r.latency.mean() / 1000.0);

@@ -16,6 +16,12 @@ void set_log_level(log_level level) noexcept;
 log_level current_log_level() noexcept;
 void write_log_line(log_level level, std::string_view text) noexcept;
 
+// Whether a line at `level` would be written: for a caller whose arguments cost something
+// to build (a peer's URI string) on a path taken per connection.
+inline bool log_enabled(log_level level) noexcept {
+  return level <= current_log_level();
+}
+
 template <typename... Args>
 void log(log_level level, fmt::format_string<Args...> format, Args&&... args) {
   if (level > current_log_level()) return;

@@ -183,12 +183,36 @@ void event_loop::run_timers() {
   }
 }
 
+void event_loop::defer(deferred_task& task) {
+  if (task.queued_) return;
+  deferred_tasks_.push_back(&task);
+  task.queued_ = true;
+}
+
+void event_loop::cancel(deferred_task& task) noexcept {
+  if (!task.queued_) return;
+  task.queued_ = false;
+  // Rare (an owner going away): a scan of this turn's few queued tasks.
+  for (auto* list : {&deferred_tasks_, &deferred_tasks_running_})
+    for (auto& queued : *list)
+      if (queued == &task) queued = nullptr;
+}
+
 void event_loop::run_deferred() {
   // Bounded: work deferred by deferred work runs on the next call.
   deferred_running_.swap(deferred_);
   for (auto& fn : deferred_running_)
     fn();
   deferred_running_.clear();
+  deferred_tasks_running_.swap(deferred_tasks_);
+  // By index, re-reading each entry: a task may cancel one queued behind it.
+  for (std::size_t i = 0; i < deferred_tasks_running_.size(); ++i) {
+    if (auto* task = deferred_tasks_running_[i]) {
+      task->queued_ = false;
+      task->run();
+    }
+  }
+  deferred_tasks_running_.clear();
 }
 
 void event_loop::run_posted() {

@@ -24,6 +24,8 @@ class connection_core : public connection {
   bool draining() const noexcept { return state_ == state::draining; }
   close_reason drain_reason() const noexcept { return drain_reason_; }
   bool reading_paused() const noexcept { return reading_paused_; }
+  // Hands the decoder back for the next connection: the connection is about to be freed.
+  std::unique_ptr<decoder> release_decoder() noexcept { return std::move(decoder_); }
 
   // Idle accounting: data arrival only sets a flag (no clock read per read); the periodic
   // sweep stamps the time. A connection is therefore closed between idle_timeout and
@@ -40,11 +42,10 @@ class connection_core : public connection {
  protected:
   enum class state { open, draining, closed };  // draining: no more reads, output flushing
 
+  // `dec` is a fresh (or reset) decoder of the owner's codec (engine_base::take_decoder).
   connection_core(connection_group& owner, conn_id id, endpoint peer, int fd,
-                  const codec_spec& codec, std::chrono::steady_clock::time_point now)
-      : connection(owner, id, std::move(peer), fd),
-        decoder_(make_decoder(codec)),
-        last_active_(now) {}
+                  std::unique_ptr<decoder> dec, std::chrono::steady_clock::time_point now)
+      : connection(owner, id, std::move(peer), fd), decoder_(std::move(dec)), last_active_(now) {}
   ~connection_core() = default;
 
   void note_input() noexcept { active_ = true; }

@@ -105,7 +105,9 @@ inline void tune_accepted(int fd, const endpoint& peer, const connection_options
 inline void note_connected(const stream_handler& handler, connection_stats& stats, connection& c) {
   ++stats.accepted;
   ++stats.open;
-  log(log_level::debug, "connected {} (fd {}, {} open)", describe_peer(c), c.fd(), stats.open);
+  // Guarded: the peer's description is a string built per connection.
+  if (log_enabled(log_level::debug))
+    log(log_level::debug, "connected {} (fd {}, {} open)", describe_peer(c), c.fd(), stats.open);
   if (!handler.on_connect) return;
   try {
     handler.on_connect(c);
@@ -118,7 +120,8 @@ inline void note_connected(const stream_handler& handler, connection_stats& stat
 inline void note_closed(const stream_handler& handler, connection_stats& stats, connection& c,
                         close_reason why) {
   --stats.open;
-  log(log_level::debug, "closed {}: {} ({} open)", c.peer().to_uri(), to_string(why), stats.open);
+  if (log_enabled(log_level::debug))
+    log(log_level::debug, "closed {}: {} ({} open)", c.peer().to_uri(), to_string(why), stats.open);
   if (!handler.on_close) return;
   try {
     handler.on_close(c, why);

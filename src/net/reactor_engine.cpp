@@ -21,7 +21,7 @@ constexpr std::size_t read_scratch_size = 64 * 1024;
 
 reactor_connection::reactor_connection(reactor_engine& engine, conn_id id, unique_fd fd,
                                        endpoint peer)
-    : connection_core(engine.owner_, id, std::move(peer), fd.get(), engine.options_.codec,
+    : connection_core(engine.owner_, id, std::move(peer), fd.get(), engine.take_decoder(),
                       engine.loop_.now()),
       engine_(engine),
       fd_(std::move(fd)) {}
@@ -288,6 +288,7 @@ reactor_engine::reactor_engine(event_loop& loop, connection_group& owner, engine
 
 reactor_engine::~reactor_engine() {
   close_all();
+  free_dead();
   flushes_->engine = nullptr;  // a flush still deferred finds no one to write for
 }
 
@@ -312,8 +313,7 @@ std::unique_ptr<reactor_connection> reactor_engine::create(conn_id id, unique_fd
 
 void reactor_engine::retire(std::unique_ptr<reactor_connection> c) {
   // The caller may still be inside this connection's callback: free after the dispatch.
-  if (graveyard_->empty()) loop_.defer([graveyard = graveyard_] { graveyard->clear(); });
-  graveyard_->push_back(std::move(c));
+  free_later(std::move(c));
 }
 
 }  // namespace netkit::detail

@@ -80,10 +80,6 @@ class reactor_engine final : public engine_base<reactor_connection> {
     std::vector<conn_id> due;
   };
   std::shared_ptr<flush_list> flushes_ = std::make_shared<flush_list>(flush_list{this, {}});
-  // Freed after the dispatch; shared with the deferred task, which may run after the
-  // engine is gone (its destructor closes every connection).
-  std::shared_ptr<std::vector<std::unique_ptr<reactor_connection>>> graveyard_ =
-      std::make_shared<std::vector<std::unique_ptr<reactor_connection>>>();
 };
 
 }  // namespace netkit::detail

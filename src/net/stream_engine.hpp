@@ -67,7 +67,8 @@ class engine_base : public stream_engine {
         max_connections_(config.max_connections),
         handler_(std::move(handler)),
         encoder_(make_encoder(options_.codec)),
-        conns_(config.group) {
+        conns_(config.group),
+        reaper_(*this) {
     if (options_.idle_timeout.count() > 0) {
       auto period = std::max(options_.idle_timeout / 4, std::chrono::milliseconds(20));
       idle_timer_ = loop_.run_every(period, [this] { sweep_idle(); });
@@ -131,6 +132,15 @@ class engine_base : public stream_engine {
     retire(conns_.remove(c.id()));
   }
 
+  // A decoder for a new connection: a closed connection's, reset, when one is spare.
+  std::unique_ptr<decoder> take_decoder() {
+    if (spare_decoders_.empty()) return make_decoder(options_.codec);
+    auto d = std::move(spare_decoders_.back());
+    spare_decoders_.pop_back();
+    d->reset();
+    return d;
+  }
+
   event_loop& loop_;
   connection_group& owner_;
   const connection_options options_;
@@ -140,10 +150,12 @@ class engine_base : public stream_engine {
   connection_stats stats_;
 
  protected:
-  // Derived destructors close every connection first (their drivers must still exist).
+  // Derived destructors close every connection first (their drivers must still exist),
+  // then free_dead().
   ~engine_base() override {
     if (idle_timer_) loop_.cancel(idle_timer_);
     if (drain_timer_) loop_.cancel(drain_timer_);
+    free_dead();
   }
 
  public:
@@ -156,6 +168,24 @@ class engine_base : public stream_engine {
   // Takes a removed connection: free it once nothing (a callback on the stack, an
   // operation in the kernel) can still reach it.
   virtual void retire(std::unique_ptr<Conn> c) = 0;
+
+  // Frees `c` once this turn's dispatch is over (a callback of it may still be on the
+  // stack), through a task of the loop's deferred queue: a connection costs the server one
+  // allocation, the object itself.
+  void free_later(std::unique_ptr<Conn> c) {
+    dead_.push_back(std::move(c));
+    loop_.defer(reaper_);
+  }
+  // Frees what free_later() holds, now; their decoders are kept for the next connections.
+  void free_dead() noexcept {
+    loop_.cancel(reaper_);
+    dying_.swap(dead_);
+    for (auto& c : dying_) {
+      if (spare_decoders_.size() >= max_spare_decoders) break;
+      if (auto d = c->release_decoder()) spare_decoders_.push_back(std::move(d));
+    }
+    dying_.clear();
+  }
 
   connection_table<Conn> conns_;
   bool shutting_down_ = false;
@@ -171,8 +201,22 @@ class engine_base : public stream_engine {
     });
   }
 
+  struct reaper final : deferred_task {
+    explicit reaper(engine_base& e) : engine(e) {}
+    void run() override { engine.free_dead(); }
+    engine_base& engine;
+  };
+  // Spare decoders kept (the most connections closed in one turn that the next turns
+  // reuse without allocating); beyond it they are freed with their connections.
+  static constexpr std::size_t max_spare_decoders = 4096;
+
   timer_id idle_timer_ = 0;
   timer_id drain_timer_ = 0;
+  // Closed connections waiting for the end of the turn (dying_: being freed; both keep
+  // their capacity, so steady churn allocates nothing here).
+  std::vector<std::unique_ptr<Conn>> dead_, dying_;
+  std::vector<std::unique_ptr<decoder>> spare_decoders_;
+  reaper reaper_;
 };
 
 }  // namespace netkit::detail

@@ -26,7 +26,7 @@ constexpr std::size_t min_reference = 256;
 // ---- connection ----------------------------------------------------------------------
 
 uring_connection::uring_connection(uring_engine& engine, conn_id id, unique_fd fd, endpoint peer)
-    : connection_core(engine.owner_, id, std::move(peer), fd.get(), engine.options_.codec,
+    : connection_core(engine.owner_, id, std::move(peer), fd.get(), engine.take_decoder(),
                       engine.loop_.now()),
       engine_(engine),
       fd_(std::move(fd)) {}

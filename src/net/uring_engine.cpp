@@ -13,15 +13,13 @@ uring_engine::uring_engine(event_loop& loop, connection_group& owner, engine_con
                            stream_handler handler)
     : engine_base(loop, owner, config, std::move(handler)),
       ring_(*as_uring(loop.io_backend())),
-      receive_(loop, ring_, send_pool_, stats_.bytes_in,
-               [this](conn_id id) {
-                 if (auto* c = conns_.find(id)) c->retry_recv();
-               }),
-      zombies_(loop) {}
+      receive_(loop, ring_, send_pool_, stats_.bytes_in, [this](conn_id id) {
+        if (auto* c = conns_.find(id)) c->retry_recv();
+      }) {}
 
 uring_engine::~uring_engine() {
   wait_for_kernel({});
-  zombies_.free_dead();
+  free_dead();
 }
 
 void uring_engine::wait_for_kernel(const std::function<bool()>& idle) {
@@ -43,7 +41,7 @@ void uring_engine::wait_for_kernel(const std::function<bool()>& idle) {
 }
 
 void uring_engine::bury(uring_connection& c) {
-  zombies_.bury(c);
+  free_later(zombies_.bury(c));
 }
 
 std::unique_ptr<uring_connection> uring_engine::create(conn_id id, unique_fd fd, endpoint peer) {
@@ -55,7 +53,7 @@ void uring_engine::retire(std::unique_ptr<uring_connection> c) {
   if (c->in_flight()) {
     zombies_.add(std::move(c));
   } else {
-    zombies_.free_later(std::move(c));
+    free_later(std::move(c));
   }
 }
 

@@ -85,15 +85,21 @@ TEST(bench_cli, churn_counts_connections_and_idle_connections_stay_open) {
   fd_leak_guard guard;
   server_process server({.codec = "raw"});
   auto churn = bench({"churn", "--connect", server.uri(), "--connections", "4", "--duration", "0.3",
-                      "--warmup", "0.1", "--json"});
+                      "--warmup", "0.1", "--server-pid", std::to_string(server.pid()), "--json"});
   ASSERT_EQ(churn.status.code, 0) << churn.out << churn.err;
-  EXPECT_GT(json_number(churn.out, "connects"), 10);
+  const double connects = json_number(churn.out, "connects");
+  EXPECT_GT(connects, 10);
   EXPECT_GT(json_number(churn.out, "connects_per_s"), 30);
+  // What churn costs the server is per connection.
+  const double cpu = json_number(churn.out, "server_cpu_s");
+  EXPECT_NEAR(json_number(churn.out, "server_cpu_us_per_conn"), cpu * 1e6 / connects,
+              0.001 * cpu * 1e6 / connects + 0.001);
   // Each cycle connects once and exchanges once; cycles cut by the window's edges differ.
   EXPECT_NEAR(json_number(churn.out, "connects"), json_number(churn.out, "messages"), 4);
   auto idle = bench({"rr", "--connect", server.uri(), "--connections", "2", "--idle", "50",
                      "--duration", "0.3", "--warmup", "0.1", "--json"});
   ASSERT_EQ(idle.status.code, 0) << idle.out << idle.err;
+  EXPECT_NE(idle.out.find("\"server_cpu_us_per_conn\":null"), std::string::npos) << idle.out;
   EXPECT_EQ(json_number(idle.out, "idle_established"), 50);
   // When they were all up: the connect phase is timed, in every process.
   EXPECT_GT(json_number(idle.out, "connect_s"), 0);

@@ -55,6 +55,7 @@ void in_process_server::run(std::string backend, std::string codec, std::string 
     loop->run_once(std::chrono::milliseconds(100));
     turns_.store(loop->turns());
     accepted_.store(server->stats().accepted);
+    open_.store(server->stats().open);
   }
   server->begin_shutdown();
   auto until = event_loop::clock::now() + std::chrono::seconds(10);

@@ -34,6 +34,7 @@ class in_process_server {
   // Counters published by the loop thread after each turn.
   std::uint64_t turns() const noexcept { return turns_.load(); }
   std::uint64_t accepted() const noexcept { return accepted_.load(); }
+  std::size_t open() const noexcept { return open_.load(); }
 
  private:
   void run(std::string backend, std::string codec, std::string listen,
@@ -44,6 +45,7 @@ class in_process_server {
   std::atomic<bool> stop_{false};
   std::atomic<std::uint64_t> turns_{0};
   std::atomic<std::uint64_t> accepted_{0};
+  std::atomic<std::size_t> open_{0};
   endpoint local_;
   std::thread thread_;
 };

@@ -14,6 +14,7 @@
 #include "netkit/buffer.hpp"
 #include "netkit/codec/codec.hpp"
 #include "netkit/error.hpp"
+#include "support/replaced_new.hpp"
 
 // Largest single allocation since the last reset: proves oversize length prefixes never
 // reach the allocator.
@@ -21,32 +22,11 @@ namespace {
 std::atomic<std::size_t> largest_allocation{0};
 }  // namespace
 
-// GCC 12 pairs the inlined malloc/free across the replaced operators and warns wrongly.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-void* operator new(std::size_t n) {
+void netkit::test::observe_allocation(std::size_t n) noexcept {
   std::size_t seen = largest_allocation.load(std::memory_order_relaxed);
   while (n > seen && !largest_allocation.compare_exchange_weak(seen, n)) {
   }
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc();
 }
-void* operator new[](std::size_t n) {
-  return operator new(n);
-}
-void operator delete(void* p) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::size_t) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p, std::size_t) noexcept {
-  std::free(p);
-}
-#pragma GCC diagnostic pop
 
 namespace netkit {
 namespace {

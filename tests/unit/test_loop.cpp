@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <functional>
 #include <thread>
 #include <vector>
 
@@ -65,6 +66,42 @@ TEST_P(loop_test, timers_fire_in_deadline_order_and_cancel_works) {
   for (int i = 0; i < 3; ++i)
     loop.run_once(10ms);
   EXPECT_EQ(ticks, 3) << "cancelled periodic timer fired again";
+}
+
+// defer(task): runs once after the turn however often it was queued, may queue itself
+// again for the next turn, and a cancelled task (even one queued behind the running one)
+// never runs.
+TEST_P(loop_test, deferred_tasks_run_once_per_queueing_and_cancel_drops_them) {
+  struct counting_task final : deferred_task {
+    std::function<void()> fn;
+    int runs = 0;
+    void run() override {
+      ++runs;
+      if (fn) fn();
+    }
+  };
+  event_loop loop(GetParam());
+  counting_task once, again, victim;
+  loop.defer(once);
+  loop.defer(once);
+  EXPECT_TRUE(once.queued());
+  int requeued = 0;
+  again.fn = [&] {
+    if (++requeued < 3) loop.defer(again);
+  };
+  loop.defer(again);
+  once.fn = [&] { loop.cancel(victim); };  // queued behind it in the same turn
+  loop.defer(victim);
+  for (int i = 0; i < 5; ++i)
+    loop.run_once(1ms);
+  EXPECT_EQ(once.runs, 1);
+  EXPECT_FALSE(once.queued());
+  EXPECT_EQ(again.runs, 3) << "a task that queues itself runs on the next turn";
+  EXPECT_EQ(victim.runs, 0) << "a cancelled task ran";
+  loop.defer(victim);
+  loop.cancel(victim);
+  loop.run_once(1ms);
+  EXPECT_EQ(victim.runs, 0);
 }
 
 TEST_P(loop_test, post_from_another_thread_wakes_a_blocked_loop) {

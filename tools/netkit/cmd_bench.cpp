@@ -162,7 +162,8 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--server-pid", args.server_pid,
                   "Also measure this server process's CPU time over the measured window, its "
                   "threads and every descendant process included (fork, prefork): reported as "
-                  "server CPU per message (server_cpu_us_per_msg in --json)")
+                  "server CPU per message (server_cpu_us_per_msg in --json), and in churn mode per "
+                  "connection (server_cpu_us_per_conn)")
       ->check(CLI::PositiveNumber);
   cmd->add_flag("--mark-window", args.mark_window,
                 "Write `measuring` to stderr when the measured window opens and `measured` when "

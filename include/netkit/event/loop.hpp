@@ -39,6 +39,23 @@ struct watch_id {
 
 using timer_id = std::uint64_t;
 
+// Work its owner queues on a loop with defer(task) to run once after the turn's dispatch,
+// without an allocation (defer(fn) stores a std::function): what a path taken per
+// connection uses. Owned by the caller; queued at most once at a time (deferring it again
+// before it has run does nothing); its owner cancels it before destroying it.
+class deferred_task {
+ public:
+  virtual void run() = 0;
+  bool queued() const noexcept { return queued_; }
+
+ protected:
+  ~deferred_task() = default;
+
+ private:
+  friend class event_loop;
+  bool queued_ = false;
+};
+
 class event_loop {
  public:
   using clock = std::chrono::steady_clock;
@@ -64,6 +81,10 @@ class event_loop {
   // Loop thread only: runs fn after this turn's events are dispatched (two-phase close:
   // stop I/O now, free after the dispatch that may still hold a pointer).
   void defer(std::function<void()> fn) { deferred_.push_back(std::move(fn)); }
+  // The same for a task object: runs task.run() once, after this turn's dispatch.
+  void defer(deferred_task& task);
+  // Drops `task` if it is queued (its owner's destructor calls this).
+  void cancel(deferred_task& task) noexcept;
 
   // Loop thread only.
   timer_id run_after(clock::duration delay, std::function<void()> fn);
@@ -127,6 +148,7 @@ class event_loop {
   std::vector<ready_event> ready_;
   std::vector<ready_event> again_, again_swap_;
   std::vector<std::function<void()>> deferred_, deferred_running_;
+  std::vector<deferred_task*> deferred_tasks_, deferred_tasks_running_;  // nullptr: cancelled
 
   std::multimap<clock::time_point, timer_id> timer_queue_;
   std::unordered_map<timer_id, timer> timers_;
