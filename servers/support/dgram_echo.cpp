@@ -144,11 +144,11 @@ step dgram_echoer::account(const batch_send_result& r) {
   stats_.echoed += r.sent;
   if (r.failed > 0) {
     stats_.send_failed += r.failed;
-    // A receiver whose queue is full (unix-dgram) is counted, and named only with
+    // A receiver whose queue is full (unix-dgram) is counted, and reported only with
     // --verbose, as echo_one does.
     if (verbose_ || (r.err != EAGAIN && r.err != EWOULDBLOCK))
       fmt::print(stderr, "{} repl{} not sent: {}\n", r.failed, r.failed == 1 ? "y" : "ies",
-               errno_text(r.err));
+                 errno_text(r.err));
   }
   if (r.would_block) {
     ++stats_.send_waits;

@@ -73,7 +73,8 @@ class dgram_echoer {
 };
 
 // Per-wakeup bound for the non-blocking models: stop after this many datagrams and come
-// back, so one flooding sender cannot hold the thread forever.
+// back, so one flooding sender cannot hold the thread forever. Also the epoll model's
+// batch: one recvmmsg/sendmmsg pair per wakeup moves at most this many.
 inline constexpr int datagrams_per_wakeup = 64;
 
 // A datagram model's registry entry: every datagram model takes --codec (raw or sockperf),
