@@ -16,6 +16,8 @@
 #include <string>
 #include <system_error>
 
+#include "peer_port.h"
+
 namespace {
 
 using asio::ip::tcp;
@@ -87,26 +89,14 @@ class server {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: %s PORT\n", argv[0]);
-    return 2;
-  }
-  unsigned short port = 0;
-  try {
-    std::size_t used = 0;
-    int value = std::stoi(argv[1], &used);
-    if (used != std::string(argv[1]).size() || value < 0 || value > 65535) throw std::exception();
-    port = static_cast<unsigned short>(value);
-  } catch (const std::exception&) {
-    std::fprintf(stderr, "peer-asio: invalid port '%s'\n", argv[1]);
-    return 2;
-  }
+  int port = peer_port(argc, argv, "peer-asio");
+  if (port < 0) return 2;
   std::signal(SIGPIPE, SIG_IGN);
 
   try {
     // Concurrency hint 1: the documented setting for an io_context run by one thread.
     asio::io_context io(1);
-    server srv(io, port);
+    server srv(io, static_cast<unsigned short>(port));
     asio::signal_set signals(io, SIGINT, SIGTERM);
     signals.async_wait([&](std::error_code, int) { io.stop(); });
 

@@ -24,6 +24,8 @@
 #include <string>
 #include <vector>
 
+#include "peer_port.h"
+
 namespace {
 
 // Enough for the 10k-connection bench points; the kernel caps it at net.core.somaxconn.
@@ -172,26 +174,11 @@ class echo_loop {
   std::array<char, read_buffer_size> buffer_{};
 };
 
-int parse_port(const char* text) {
-  char* end = nullptr;
-  errno = 0;
-  long port = std::strtol(text, &end, 10);
-  if (errno != 0 || end == text || *end != '\0' || port < 0 || port > 65535) return -1;
-  return static_cast<int>(port);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: %s PORT\n", argv[0]);
-    return 2;
-  }
-  int port = parse_port(argv[1]);
-  if (port < 0) {
-    std::fprintf(stderr, "peer-epoll: invalid port '%s'\n", argv[1]);
-    return 2;
-  }
+  int port = peer_port(argc, argv, "peer-epoll");
+  if (port < 0) return 2;
   ::signal(SIGPIPE, SIG_IGN);
 
   // SIGINT/SIGTERM are delivered through a signalfd in the epoll set.

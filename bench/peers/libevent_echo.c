@@ -21,16 +21,10 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "peer_port.h"
+
 // Enough for the 10k-connection bench points; the kernel caps it at net.core.somaxconn.
 enum { listen_backlog = 4096 };
-
-static int parse_port(const char* text) {
-  char* end = NULL;
-  errno = 0;
-  long port = strtol(text, &end, 10);
-  if (errno != 0 || end == text || *end != '\0' || port < 0 || port > 65535) return -1;
-  return (int)port;
-}
 
 static void echo_read_cb(struct bufferevent* bev, void* ctx) {
   (void)ctx;
@@ -79,15 +73,8 @@ static void signal_cb(evutil_socket_t signo, short events, void* ctx) {
 }
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    fprintf(stderr, "usage: %s PORT\n", argv[0]);
-    return 2;
-  }
-  int port = parse_port(argv[1]);
-  if (port < 0) {
-    fprintf(stderr, "peer-libevent: invalid port '%s'\n", argv[1]);
-    return 2;
-  }
+  int port = peer_port(argc, argv, "peer-libevent");
+  if (port < 0) return 2;
   signal(SIGPIPE, SIG_IGN);
 
   struct event_base* base = event_base_new();

@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "peer_port.h"
+
 // Enough for the 10k-connection bench points; the kernel caps it at net.core.somaxconn.
 enum { listen_backlog = 4096 };
 
@@ -27,14 +29,6 @@ static uv_loop_t* loop;
 static uv_tcp_t server;
 static uv_signal_t sigint_watcher;
 static uv_signal_t sigterm_watcher;
-
-static int parse_port(const char* text) {
-  char* end = NULL;
-  errno = 0;
-  long port = strtol(text, &end, 10);
-  if (errno != 0 || end == text || *end != '\0' || port < 0 || port > 65535) return -1;
-  return (int)port;
-}
 
 // Client handles are malloc'ed and mark themselves with data == handle; the listener and
 // the signal watchers are static and keep data == NULL.
@@ -115,15 +109,8 @@ static void signal_cb(uv_signal_t* watcher, int signo) {
 }
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    fprintf(stderr, "usage: %s PORT\n", argv[0]);
-    return 2;
-  }
-  int port = parse_port(argv[1]);
-  if (port < 0) {
-    fprintf(stderr, "peer-libuv: invalid port '%s'\n", argv[1]);
-    return 2;
-  }
+  int port = peer_port(argc, argv, "peer-libuv");
+  if (port < 0) return 2;
   signal(SIGPIPE, SIG_IGN);
 
   loop = uv_default_loop();

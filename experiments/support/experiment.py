@@ -2,7 +2,8 @@
 stopping netkit servers, running `netkit bench` with a server's CPU time over its measured
 window, the machine line, gnuplot plots, the verdict line, and writing an experiment's
 section of docs/experiments.md (between its own markers, so experiments can be re-run one
-at a time). scripts/bench-peers takes cpu_ticks from here too."""
+at a time). scripts/bench-peers and scripts/bench-udp take cpu_ticks, the perf helpers
+(start_perf, finish_perf, kernel_shares) and write_section from here too."""
 
 import argparse
 import datetime
@@ -225,6 +226,50 @@ def bench(netkit, mode, target, options, server_pid=None, cpu=None, timeout=60.0
             f"{r.get('bytes_sent')} bytes sent, {r.get('bytes_received')} received), "
             + ("measuring again" if attempt == 0 else "twice: reported as is"))
     return run
+
+
+# Sampling a server with perf: what scripts/bench-peers --floor and scripts/bench-udp --floor
+# read the kernel's own protocol work per message from.
+PERF_HZ = 1999
+PERF_LINE_RE = re.compile(r"^\s*([0-9.]+)%\s+([0-9.]+)%\s+\[k\]\s+(\S+)\s*$")
+
+
+def start_perf(pid, path):
+    """`perf record -g` of process `pid` into `path`, until finish_perf."""
+    return subprocess.Popen(["perf", "record", "-q", "-F", str(PERF_HZ), "-g", "-p", str(pid),
+                             "-o", str(path)],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+
+
+def finish_perf(perf, timeout=20.0):
+    """SIGINT ends `perf record` cleanly (it writes its header on the way out)."""
+    perf.send_signal(signal.SIGINT)
+    try:
+        perf.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        perf.kill()
+        perf.wait()
+    err = perf.stderr.read().decode(errors="replace").strip()
+    if perf.returncode not in (0, -signal.SIGINT):
+        raise RuntimeError(f"perf record exited with {perf.returncode}: {err[:300]}")
+
+
+def kernel_shares(path, symbols):
+    """{kernel symbol: fraction of the samples in `path` inside it (inclusive)} for those of
+    `symbols` that appear, from `perf report --children`."""
+    out = subprocess.run(["perf", "report", "-i", str(path), "--children", "--stdio",
+                          "-g", "none", "--sort", "sym"],
+                         stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                         timeout=120)
+    if out.returncode != 0:
+        raise RuntimeError(f"perf report failed: {out.stderr.strip()[:300]}")
+    shares = {}
+    for line in out.stdout.splitlines():
+        m = PERF_LINE_RE.match(line)
+        if m and m.group(3) in symbols:
+            shares[m.group(3)] = float(m.group(1)) / 100
+    return shares
 
 
 def plot(png, title, xlabel, ylabel, series, logx=False, logy=False, style="linespoints",

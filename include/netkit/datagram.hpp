@@ -3,7 +3,11 @@
 // values, never throws for an OS error.
 #pragma once
 
+#include <sys/socket.h>
+#include <sys/uio.h>
+
 #include <cstddef>
+#include <memory>
 #include <span>
 
 #include "netkit/endpoint.hpp"
@@ -35,5 +39,84 @@ io_result send_datagram(int sock, std::span<const std::byte> data, const endpoin
 // socket is first autobound to an abstract name (a reply needs an address to go to).
 // Throws sys_error naming the endpoint.
 unique_fd open_dgram_client(const endpoint& server, io_mode mode = io_mode::blocking);
+
+// What one datagram_batch::send_queued call did: `sent` replies left, `failed` were
+// refused (each skipped and counted; `err` is the first such errno), and `would_block`
+// says replies remain queued behind EAGAIN: wait until the socket is writable and call
+// again.
+struct batch_send_result {
+  std::size_t sent = 0;
+  std::size_t failed = 0;
+  int err = 0;
+  bool would_block = false;
+};
+
+// What send_queued does with a reply the socket refuses with EAGAIN.
+//  - wait: keep it and everything after it queued (would_block). Right for udp://, where
+//    EAGAIN means the socket's own send buffer is full and drains by itself; EPOLLOUT says
+//    when.
+//  - drop: count it as failed and go on with the next. Right for unix-dgram://, where
+//    EAGAIN means that one receiver's queue is full: waiting would let a client that
+//    stopped reading stall every other one, and the socket's writability says nothing
+//    about that receiver.
+enum class when_full { wait, drop };
+
+// Many datagrams per system call: recvmmsg(2) into `capacity` slots, each a buffer of
+// `max_datagram` bytes with room for its sender's address, then sendmmsg(2) of the replies
+// queued from those slots, each to its slot's sender (an echo sends the received bytes back
+// in place: no copy, no per-datagram allocation). Everything is allocated in the
+// constructor; buffer pages the traffic never reaches stay untouched. One owner, one
+// thread; works for udp:// and unix-dgram:// sockets, blocking or not.
+class datagram_batch {
+ public:
+  // A received datagram, valid until the next receive(). `data` is what was kept: all of
+  // it, or the first max_datagram bytes when `truncated` (the datagram had `full_size`).
+  // `from_len <= sizeof(sa_family_t)`: an unbound unix-dgram sender, nowhere to reply.
+  struct datagram {
+    std::span<std::byte> data;
+    std::size_t full_size;
+    bool truncated;
+    const sockaddr* from;
+    socklen_t from_len;
+  };
+
+  datagram_batch(std::size_t capacity, std::size_t max_datagram);
+  datagram_batch(const datagram_batch&) = delete;
+  datagram_batch& operator=(const datagram_batch&) = delete;
+
+  // One recvmmsg(MSG_WAITFORONE | MSG_TRUNC): on a blocking socket it waits for the first
+  // datagram, then takes what else is queued, up to capacity(). Forgets the previous batch
+  // and any reply still queued from it. Returns n = datagrams received (size()), or err:
+  // EAGAIN, or an error the socket reported (ECONNREFUSED for an ICMP error with
+  // IP_RECVERR): the socket stays usable. EINTR is retried.
+  io_result receive(int sock, recv_flags flags = recv_flags::none);
+
+  std::size_t size() const noexcept { return received_; }
+  std::size_t capacity() const noexcept { return capacity_; }
+  std::size_t max_datagram() const noexcept { return max_datagram_; }
+  datagram operator[](std::size_t i) const noexcept;
+
+  // Queues the first `n` bytes of slot `i` (n <= max_datagram(); the caller may have
+  // rewritten them) as a reply to that slot's sender. Replies go in the order queued.
+  void queue_reply(std::size_t i, std::size_t n) noexcept;
+
+  // sendmmsg of the queued replies not sent yet, until all are gone or (when_full::wait)
+  // EAGAIN. A reply the kernel refuses otherwise (EMSGSIZE, ENOBUFS, EPERM...) is skipped
+  // and counted as failed; the rest still go. Blocks only as long as the socket's own
+  // sends do; EINTR is retried.
+  batch_send_result send_queued(int sock, when_full full = when_full::wait);
+  std::size_t pending() const noexcept { return queued_ - sent_; }
+
+ private:
+  std::size_t capacity_;
+  std::size_t max_datagram_;
+  std::unique_ptr<std::byte[]> buffers_;  // capacity_ slots of max_datagram_ bytes
+  std::unique_ptr<sockaddr_storage[]> addrs_;
+  std::unique_ptr<iovec[]> in_iov_, out_iov_;
+  std::unique_ptr<mmsghdr[]> in_, out_;
+  std::size_t received_ = 0;
+  std::size_t queued_ = 0;
+  std::size_t sent_ = 0;
+};
 
 }  // namespace netkit
