@@ -14,7 +14,7 @@
 namespace netkit::loadgen {
 
 enum class bench_mode {
-  pingpong,  // each connection keeps one block bouncing: whatever comes back is sent again
+  pingpong,  // each connection keeps --window blocks bouncing: whatever comes back goes again
   rr,        // closed loop: one request, its whole reply, the next request
   rate,      // open loop: requests at a target total rate, latency from the intended time
   churn,     // connect, one exchange, close, again: connections per second
@@ -29,6 +29,10 @@ std::string_view to_string(bench_mode m) noexcept;
 std::string_view to_string(spacing s) noexcept;
 std::string_view to_string(wire_protocol p) noexcept;
 
+// Largest --window: 1024 blocks in flight per connection is far past what it takes to keep
+// a server's queue full, and bounds the client's per-connection bookkeeping.
+inline constexpr std::size_t max_window = 1024;
+
 struct bench_config {
   bench_mode mode = bench_mode::rr;
   endpoint target;
@@ -36,8 +40,10 @@ struct bench_config {
   codec_spec codec{codec_kind::raw};
   wire_protocol protocol = wire_protocol::echo;
   std::size_t connections = 1;  // active
-  std::size_t idle = 0;         // held open beside them, silent
-  std::size_t size = 64;        // payload bytes per message (sockperf: the whole message)
+  // pingpong: messages each connection keeps in flight (a reply answered by a new request).
+  std::size_t window = 1;
+  std::size_t idle = 0;   // held open beside them, silent
+  std::size_t size = 64;  // payload bytes per message (sockperf: the whole message)
   std::chrono::nanoseconds duration = std::chrono::seconds(5);
   std::chrono::nanoseconds warmup = std::chrono::seconds(1);
   double rate = 0;  // rate mode: messages per second in total

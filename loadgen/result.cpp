@@ -148,10 +148,10 @@ std::string json_string(std::string_view s) {
 std::string format_text(const bench_config& c, const bench_result& r) {
   const double mib = static_cast<double>(r.bytes_received) / (1024.0 * 1024.0);
   std::string out = fmt::format(
-      "bench {} {} model={} protocol={} codec={} connections={} idle={} size={} threads={} "
-      "processes={}\n",
+      "bench {} {} model={} protocol={} codec={} connections={} window={} idle={} size={} "
+      "threads={} processes={}\n",
       to_string(c.mode), c.target.to_uri(), c.model, to_string(c.protocol), c.codec.to_string(),
-      c.connections, c.idle, c.size, c.threads, c.processes);
+      c.connections, c.window, c.idle, c.size, c.threads, c.processes);
   out += fmt::format("  {:.3f} s: {} messages, {:.1f} msgs/s, {:.2f} MiB/s received", r.seconds,
                      r.messages, per_second(static_cast<double>(r.messages), r.seconds),
                      per_second(mib, r.seconds));
@@ -202,12 +202,12 @@ std::string format_json(const bench_config& c, const bench_result& r) {
   std::string out = "{";
   out += fmt::format(
       "\"config\":{{\"mode\":\"{}\",\"target\":{},\"model\":{},\"protocol\":\"{}\","
-      "\"codec\":{},\"connections\":{},\"idle\":{},\"size\":{},\"frame_size\":{},"
+      "\"codec\":{},\"connections\":{},\"window\":{},\"idle\":{},\"size\":{},\"frame_size\":{},"
       "\"duration_s\":{:.6f},\"warmup_s\":{:.6f},\"rate\":{},\"spacing\":\"{}\",\"threads\":{},"
       "\"processes\":{},\"sources\":{},\"timeout_ms\":{},\"reconnect\":{},\"seed\":{}}},",
       to_string(c.mode), json_string(c.target.to_uri()), json_string(c.model),
-      to_string(c.protocol), json_string(c.codec.to_string()), c.connections, c.idle, c.size,
-      c.frame_size(), std::chrono::duration<double>(c.duration).count(),
+      to_string(c.protocol), json_string(c.codec.to_string()), c.connections, c.window, c.idle,
+      c.size, c.frame_size(), std::chrono::duration<double>(c.duration).count(),
       std::chrono::duration<double>(c.warmup).count(), c.rate, to_string(c.spacing_kind), c.threads,
       c.processes, sources, c.timeout.count(), c.reconnect ? "true" : "false", c.seed);
   const double mib = static_cast<double>(r.bytes_received) / (1024.0 * 1024.0);

@@ -345,6 +345,13 @@ void validate(const bench_config& c) {
         fmt::format("{} processes x {} threads is more workers than the {} "
                     "connections: give each worker at least one",
                     c.processes, c.threads, c.connections));
+  if (c.window < 1 || c.window > max_window)
+    throw usage_error(fmt::format("--window {}: must be 1 to {}", c.window, max_window));
+  if (c.window > 1 && c.mode != bench_mode::pingpong)
+    throw usage_error(fmt::format(
+        "--window {}: only bench pingpong keeps several messages in flight (rr waits for each "
+        "reply, rate sends on a schedule, churn exchanges one message per connection)",
+        c.window));
   if (c.mode == bench_mode::rate && !(c.rate > 0))
     throw usage_error("bench rate needs --rate MESSAGES_PER_SECOND (> 0)");
   if (!is_stream(kind)) {

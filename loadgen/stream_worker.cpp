@@ -55,8 +55,11 @@ class time_ring {
 struct lane {
   bool open = false;
   std::size_t received = 0;     // bytes of the reply in progress
-  clock::time_point sent_at{};  // rr/pingpong: when the outstanding block left
-  time_ring intended;           // rate mode
+  clock::time_point sent_at{};  // rr: when the outstanding block left
+  // pingpong: when each of the --window blocks in flight left, oldest first (a stream
+  // returns them in order).
+  time_ring sent;
+  time_ring intended;  // rate mode
 };
 
 class stream_worker final : public worker_base {
@@ -246,10 +249,19 @@ class stream_worker final : public worker_base {
     }
   }
 
+  // The first request of rr, or the --window blocks pingpong keeps in flight.
   void send_block(connection& c, lane& l, clock::time_point now) {
-    l.sent_at = now;
-    c.send(request());
-    result().bytes_sent += frame_;
+    if (config().mode != bench_mode::pingpong) {
+      l.sent_at = now;
+      c.send(request());
+      result().bytes_sent += frame_;
+      return;
+    }
+    for (std::size_t i = 0; i < config().window; ++i) {
+      l.sent.push_back(now);
+      c.send(request());
+      result().bytes_sent += frame_;
+    }
   }
 
   // Rate mode: every request whose intended time has come, each on the next connection in
@@ -289,10 +301,13 @@ class stream_worker final : public worker_base {
         // The muduo ping-pong: whatever came back goes out again at once.
         c.send(bytes);
         result().bytes_sent += bytes.size();
-        while (l.received >= frame_) {
+        // A block whole again left just now, its last bytes with these: it is the newest
+        // in flight.
+        while (l.received >= frame_ && !l.sent.empty()) {
           l.received -= frame_;
-          record(now - l.sent_at);
-          l.sent_at = now;
+          record(now - l.sent.front());
+          l.sent.pop_front();
+          l.sent.push_back(now);
         }
         break;
       case bench_mode::rr:

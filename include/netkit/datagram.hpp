@@ -106,6 +106,11 @@ class datagram_batch {
   // sends do; EINTR is retried.
   batch_send_result send_queued(int sock, when_full full = when_full::wait);
   std::size_t pending() const noexcept { return queued_ - sent_; }
+  // Replies queued since the last receive(), and whether reply `k` of them (in the order
+  // queued) was refused: one of the `failed` of a send_queued. The pending() ones not
+  // sent yet are the last queued. For a caller that must know which request was lost.
+  std::size_t queued() const noexcept { return queued_; }
+  bool refused(std::size_t k) const noexcept { return refused_[k]; }
 
  private:
   std::size_t capacity_;
@@ -114,6 +119,7 @@ class datagram_batch {
   std::unique_ptr<sockaddr_storage[]> addrs_;
   std::unique_ptr<iovec[]> in_iov_, out_iov_;
   std::unique_ptr<mmsghdr[]> in_, out_;
+  std::unique_ptr<bool[]> refused_;  // per queued reply
   std::size_t received_ = 0;
   std::size_t queued_ = 0;
   std::size_t sent_ = 0;

@@ -49,7 +49,8 @@ datagram_batch::datagram_batch(std::size_t capacity, std::size_t max_datagram)
       in_iov_(std::make_unique<iovec[]>(capacity)),
       out_iov_(std::make_unique<iovec[]>(capacity)),
       in_(std::make_unique<mmsghdr[]>(capacity)),
-      out_(std::make_unique<mmsghdr[]>(capacity)) {
+      out_(std::make_unique<mmsghdr[]>(capacity)),
+      refused_(std::make_unique<bool[]>(capacity)) {
   if (capacity == 0 || max_datagram == 0)
     throw std::invalid_argument("datagram_batch: capacity and max_datagram must be at least 1");
   for (std::size_t i = 0; i < capacity; ++i) {
@@ -96,6 +97,7 @@ void datagram_batch::queue_reply(std::size_t i, std::size_t n) noexcept {
   h.msg_hdr.msg_iov = &out_iov_[queued_];
   h.msg_hdr.msg_name = &addrs_[i];
   h.msg_hdr.msg_namelen = in_[i].msg_hdr.msg_namelen;
+  refused_[queued_] = false;
   ++queued_;
 }
 
@@ -118,7 +120,7 @@ batch_send_result datagram_batch::send_queued(int sock, when_full full) {
     // sendmmsg reports an error only for the first message it could not send: that one
     // failed; the ones after it have not been tried yet.
     if (r.failed++ == 0) r.err = n < 0 ? errno : EIO;
-    ++sent_;
+    refused_[sent_++] = true;
   }
   return r;
 }

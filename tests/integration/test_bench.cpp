@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -79,6 +80,68 @@ TEST(bench_cli, every_mode_on_unix_and_datagram_targets) {
     EXPECT_GT(json_number(rate.out, "messages"), 500);
   }
   std::filesystem::remove_all(dir);
+}
+
+// pingpong --window N: every connection keeps N messages in flight (batched on datagram
+// sockets). What went out and what came back differ by at most the messages in flight at
+// the edges of the measured window; every message counted is a whole reply.
+void expect_window_agrees(const run_result& r, double window, double connections, double size) {
+  ASSERT_EQ(r.status.code, 0) << r.out << r.err;
+  EXPECT_EQ(json_number(r.out, "errors_total"), 0) << r.out;
+  EXPECT_EQ(json_number(r.out, "window"), window) << r.out;
+  const double messages = json_number(r.out, "messages");
+  EXPECT_GT(messages, 10 * window * connections) << "the window kept moving: " << r.out;
+  const double sent = json_number(r.out, "bytes_sent");
+  const double received = json_number(r.out, "bytes_received");
+  EXPECT_LE(std::abs(sent - received), window * connections * size) << r.out;
+  EXPECT_EQ(received, messages * size) << r.out;
+}
+
+TEST(bench_cli, pingpong_window_keeps_n_in_flight_on_datagram_and_stream_targets) {
+  fd_leak_guard guard;
+  for (const char* model : {"epoll", "blocking"}) {
+    server_process udp_server({.model = model, .codec = "raw", .listen = "udp://127.0.0.1:0"});
+    auto r = bench({"pingpong", "--connect", udp_server.uri(), "--connections", "3", "--window",
+                    "8", "--duration", "0.3", "--warmup", "0.1", "--json"});
+    SCOPED_TRACE(model);
+    expect_window_agrees(r, 8, 3, 64);
+  }
+  server_process tcp_server({.codec = "raw"});
+  auto tcp = bench({"pingpong", "--connect", tcp_server.uri(), "--connections", "2", "--window",
+                    "4", "--duration", "0.3", "--warmup", "0.1", "--json"});
+  expect_window_agrees(tcp, 4, 2, 64);
+  auto text = bench({"pingpong", "--connect", tcp_server.uri(), "--window", "3", "--duration",
+                     "0.2", "--warmup", "0"});
+  EXPECT_NE(text.out.find(" window=3 "), std::string::npos) << text.out;
+}
+
+// Replies dropped on the way back (udp-relay --loss): each lost one counts as "timeout"
+// after --timeout and a fresh request takes its place, so the window never runs dry.
+TEST(bench_cli, pingpong_window_refills_after_lost_datagrams) {
+  fd_leak_guard guard;
+  server_process server({.codec = "raw", .listen = "udp://127.0.0.1:0"});
+  child_process relay({{netkit_cli(), "udp-relay", "--listen", "udp://127.0.0.1:0", "--forward",
+                        server.uri(), "--loss", "0.2", "--seed", "5", "--impair", "to-client"}});
+  auto banner = relay.read_line(deadline_after(10s));
+  ASSERT_TRUE(banner) << relay.stderr_text();
+  const std::string prefix = "listening on ";
+  ASSERT_TRUE(banner->starts_with(prefix)) << *banner;
+  const auto uri = banner->substr(prefix.size(), banner->find(' ', prefix.size()) - prefix.size());
+  auto r = bench({"pingpong", "--connect", uri, "--connections", "2", "--window", "8", "--timeout",
+                  "0.02", "--duration", "0.5", "--warmup", "0.1", "--json"});
+  relay.signal(SIGTERM);
+  ASSERT_TRUE(relay.wait(deadline_after(10s)));
+  EXPECT_EQ(r.status.code, 1) << "losses are errors: " << r.out << r.err;
+  const double lost = json_number(r.out, "timeout");
+  const double messages = json_number(r.out, "messages");
+  EXPECT_GT(lost, 0) << r.out;
+  // 16 in flight, a fifth of them lost: without refills the window would be empty after
+  // well under 100 replies.
+  EXPECT_GT(messages, 200) << r.out;
+  // Losses are about a fifth of what came back and went missing (wide bounds: a short run).
+  EXPECT_GT(lost / (lost + messages), 0.05) << r.out;
+  EXPECT_LT(lost / (lost + messages), 0.4) << r.out;
+  EXPECT_EQ(r.out.find("\"stale\""), std::string::npos) << "no reply matched twice: " << r.out;
 }
 
 TEST(bench_cli, churn_counts_connections_and_idle_connections_stay_open) {
@@ -382,6 +445,9 @@ TEST(bench_cli, refuses_what_cannot_run_with_a_clear_message) {
        "its own frame"},
       {{"rr", "--connect", "udp://127.0.0.1:9", "--size", "70000"}, "largest datagram"},
       {{"bogus", "--connect", "tcp://127.0.0.1:9"}, "mode"},
+      {{"rr", "--connect", "udp://127.0.0.1:9", "--window", "4"},
+       "--window 4: only bench pingpong"},
+      {{"pingpong", "--connect", "udp://127.0.0.1:9", "--window", "2000"}, "--window"},
   };
   for (const auto& c : cases) {
     auto r = bench(c.args);

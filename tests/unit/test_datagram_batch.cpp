@@ -150,6 +150,9 @@ TEST(DatagramBatch, EchoToManySendersReturnsEachItsOwnDatagrams) {
     auto s = batch.send_queued(server.get());
     EXPECT_EQ(s.failed, 0u);
     EXPECT_FALSE(s.would_block);
+    EXPECT_EQ(batch.queued(), batch.size());
+    for (std::size_t k = 0; k < batch.queued(); ++k)
+      EXPECT_FALSE(batch.refused(k)) << k;
     echoed += s.sent;
   }
   ASSERT_EQ(echoed, senders * each);
@@ -245,6 +248,10 @@ TEST(DatagramBatch, ReplyBehindEagainIsDroppedAndCountedWhenAsked) {
   EXPECT_EQ(r.err, EAGAIN);
   EXPECT_EQ(r.sent, 0u);
   EXPECT_EQ(batch.pending(), 0u);
+  // Each refused reply is known by its place in the queue.
+  ASSERT_EQ(batch.queued(), stuck_client::count);
+  for (std::size_t k = 0; k < batch.queued(); ++k)
+    EXPECT_TRUE(batch.refused(k)) << k;
 }
 
 TEST(DatagramBatch, ZeroCapacityIsRefused) {

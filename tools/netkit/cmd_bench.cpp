@@ -24,6 +24,7 @@ struct bench_args {
   std::string codec = "raw";
   std::string protocol = "echo";
   std::size_t connections = 1;
+  std::size_t window = 1;
   std::size_t idle = 0;
   std::size_t size = 64;
   double duration = 5;
@@ -58,6 +59,7 @@ loadgen::bench_config to_config(const bench_args& a) {
   c.codec = codec_spec::parse(a.codec);
   c.protocol = a.protocol == "sockperf" ? wire_protocol::sockperf : wire_protocol::echo;
   c.connections = a.connections;
+  c.window = a.window;
   c.idle = a.idle;
   c.size = a.size;
   c.duration = seconds(a.duration);
@@ -85,8 +87,9 @@ void add_bench(CLI::App& app) {
       "bench",
       "Load generator: drive a server with many connections and report throughput, latency "
       "percentiles and errors.\n"
-      "Modes: pingpong (each connection keeps one block bouncing: throughput), rr (closed "
-      "loop: request, whole reply, next request), rate (open loop at --rate messages/s in "
+      "Modes: pingpong (each connection keeps one block, or --window blocks, bouncing: "
+      "throughput), rr (closed loop: request, whole reply, next request), rate (open loop at "
+      "--rate messages/s in "
       "total; latency from each request's intended send time, so a stalled server shows in "
       "the tail), churn (connect, one exchange, close: connections/s).\n"
       "tcp:// and unix:// run on the library's stream client (every --model backend); "
@@ -115,6 +118,18 @@ void add_bench(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--connections,-n", args.connections, "Active connections (datagram sockets)")
       ->check(CLI::Range(std::size_t{1}, std::size_t{1'000'000}))
+      ->capture_default_str();
+  cmd->add_option("--window", args.window,
+                  "pingpong: messages each connection keeps in flight, 1 to 1024 (1: one "
+                  "block bouncing). Each reply is answered at once by a new request, and each "
+                  "message's latency runs from its own send. Datagram targets: the replies "
+                  "come in and the new requests go out in batches (recvmmsg/sendmmsg per "
+                  "socket), so the client's cost per datagram falls about N-fold and one "
+                  "client CPU can keep a server busy; a reply lost for --timeout counts as "
+                  "\"timeout\" and a fresh request refills the window. Stream targets: N "
+                  "blocks in flight per connection, replies recognised in order. Not for rr, "
+                  "rate or churn")
+      ->check(CLI::Range(std::size_t{1}, loadgen::max_window))
       ->capture_default_str();
   cmd->add_option("--idle", args.idle,
                   "Idle connections held open beside the active ones (they send nothing)")
