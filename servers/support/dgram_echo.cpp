@@ -126,7 +126,7 @@ step dgram_echoer::echo_batch(recv_flags flags) {
                    sender_text(kind_, d.from, d.from_len), reply->size(), d.data.size());
         continue;
       }
-      std::memcpy(d.data.data(), reply->data(), reply->size());
+      if (!reply->empty()) std::memcpy(d.data.data(), reply->data(), reply->size());
     }
     batch_->queue_reply(i, reply->size());
   }
