@@ -127,8 +127,10 @@ TEST(bench_cli, pingpong_window_refills_after_lost_datagrams) {
   const std::string prefix = "listening on ";
   ASSERT_TRUE(banner->starts_with(prefix)) << *banner;
   const auto uri = banner->substr(prefix.size(), banner->find(' ', prefix.size()) - prefix.size());
+  // A 100 ms timeout: long beside a loopback round trip, so a reply that comes later still
+  // (the machine busy) is rare, and counted "stale" below.
   auto r = bench({"pingpong", "--connect", uri, "--connections", "2", "--window", "8", "--timeout",
-                  "0.02", "--duration", "0.5", "--warmup", "0.1", "--json"});
+                  "0.1", "--duration", "1", "--warmup", "0.1", "--json"});
   relay.signal(SIGTERM);
   ASSERT_TRUE(relay.wait(deadline_after(10s)));
   EXPECT_EQ(r.status.code, 1) << "losses are errors: " << r.out << r.err;
@@ -141,7 +143,12 @@ TEST(bench_cli, pingpong_window_refills_after_lost_datagrams) {
   // Losses are about a fifth of what came back and went missing (wide bounds: a short run).
   EXPECT_GT(lost / (lost + messages), 0.05) << r.out;
   EXPECT_LT(lost / (lost + messages), 0.4) << r.out;
-  EXPECT_EQ(r.out.find("\"stale\""), std::string::npos) << "no reply matched twice: " << r.out;
+  // A reply that comes after its request was given up on matches nothing outstanding (the
+  // sequence numbers tell it from the refill's): counted "stale", never as a reply, so at
+  // most one per request given up on.
+  const double stale =
+      r.out.find("\"stale\"") == std::string::npos ? 0 : json_number(r.out, "stale");
+  EXPECT_LE(stale, lost) << "a late reply matched a newer request: " << r.out;
 }
 
 TEST(bench_cli, churn_counts_connections_and_idle_connections_stay_open) {
