@@ -81,7 +81,6 @@ class aio_server {
   aio_server(const model_settings& settings, std::size_t max_conns, int completion_signal,
              int accept_signal)
       : settings_(settings),
-        max_conns_(max_conns),
         completion_signal_(completion_signal),
         listener_(listen_unix(settings.listen, io_mode::nonblocking,
                               {.backlog = SOMAXCONN,
@@ -134,7 +133,6 @@ class aio_server {
   void prepare(aio_connection& c, void* buf, std::size_t len);
 
   const model_settings& settings_;
-  std::size_t max_conns_;
   int completion_signal_;
   unix_listener listener_;
   endpoint local_;

@@ -19,6 +19,21 @@ namespace netkit::detail {
 
 namespace {
 
+// NLMSG_OK/NLMSG_NEXT compare an int length with the header's unsigned one (a sign-compare
+// warning under clang); the same walk with sizes: the message at `offset` of the `size`
+// bytes read, or nullptr once no whole message is left.
+nlmsghdr* message_at(char* data, std::size_t size, std::size_t offset) {
+  if (offset > size || size - offset < sizeof(nlmsghdr)) return nullptr;
+  auto* h = reinterpret_cast<nlmsghdr*>(data + offset);
+  if (h->nlmsg_len < sizeof(nlmsghdr) || h->nlmsg_len > size - offset) return nullptr;
+  return h;
+}
+
+std::size_t next_offset(const char* data, const nlmsghdr* h) {
+  return static_cast<std::size_t>(reinterpret_cast<const char*>(h) - data) +
+         NLMSG_ALIGN(h->nlmsg_len);
+}
+
 using inspect::socket_entry;
 
 // A dump larger than this is refused rather than read forever (a million sockets).
@@ -106,9 +121,9 @@ void dump_family(int fd, int family, std::uint32_t states, std::optional<std::ui
       throw_sys_error("sock_diag read", family_text(family));
     }
     if (n == 0) throw_sys_error(EPROTO, "sock_diag read (no NLMSG_DONE)", family_text(family));
-    int left = static_cast<int>(n);
-    for (auto* h = reinterpret_cast<nlmsghdr*>(buffer.data()); NLMSG_OK(h, left);
-         h = NLMSG_NEXT(h, left)) {
+    const auto size = static_cast<std::size_t>(n);
+    for (auto* h = message_at(buffer.data(), size, 0); h != nullptr;
+         h = message_at(buffer.data(), size, next_offset(buffer.data(), h))) {
       if (h->nlmsg_seq != seq) continue;  // a reply to an earlier request of this socket
       if (h->nlmsg_type == NLMSG_DONE) return;
       if (h->nlmsg_type == NLMSG_ERROR) {
