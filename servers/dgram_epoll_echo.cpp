@@ -2,7 +2,8 @@
 // when datagrams wait; each wakeup moves up to 64 of them with one recvmmsg and answers
 // them with one sendmmsg (datagram_batch). Replies the socket cannot take (EAGAIN) wait
 // for EPOLLOUT, and nothing more is received meanwhile: the kernel's receive queue, not
-// this process, absorbs the backlog, and no reply is dropped silently.
+// this process, absorbs the backlog, and no reply is dropped silently. UDP replies to one
+// sender leave as one GSO send where they can (--segmentation).
 #include <signal.h>
 
 #include "netkit/event/loop.hpp"
@@ -12,6 +13,8 @@
 namespace netkit::servers {
 
 namespace {
+
+constexpr std::string_view segmentation_flag = "--segmentation";
 
 class dgram_reader final : public io_handler {
  public:
@@ -48,6 +51,7 @@ int run(const server_model& model, const model_settings& settings) {
   loop.stop_on_signals({SIGINT, SIGTERM});
   auto socket = support::open_dgram_socket(model, settings, io_mode::nonblocking);
   support::dgram_echoer echoer(socket.fd.get(), settings, support::datagrams_per_wakeup);
+  echoer.set_segmentation(settings.own_choice(model, segmentation_flag) == "on");
   {
     dgram_reader reader(loop, socket.fd.get(), echoer);
     loop.run();
@@ -61,8 +65,18 @@ server_model dgram_epoll_model() {
   return support::dgram_model(
       "epoll",
       "the event loop (level-triggered epoll) wakes the server when datagrams wait; "
-      "recvmmsg/sendmmsg, up to 64 a call",
-      run);
+      "recvmmsg/sendmmsg, up to 64 a call; replies to one sender coalesced into UDP GSO sends",
+      run,
+      {{.flag = segmentation_flag,
+        .help = "udp:// only. on: consecutive replies to the same sender, all of one size but "
+                "the last, leave as one send the kernel splits into datagrams (UDP_SEGMENT, "
+                "Linux >= 4.18; turned off by itself where the kernel or route refuses it). "
+                "off: one sendmmsg entry per reply, for comparison. The sender gets one "
+                "datagram per reply either way",
+        .default_value = 0,
+        .min = 0,
+        .max = 0,
+        .choices = {"on", "off"}}});
 }
 
 }  // namespace netkit::servers

@@ -5,6 +5,10 @@
 // - dgram_one_at_a_time/N/SIZE: recv_datagram + send_datagram per datagram (the blocking
 //   and sigio models).
 // - dgram_recvfrom_sendto/N/SIZE: bare recvfrom + sendto per datagram (peer-recvfrom).
+// - dgram_batched_window/SENDERS/WINDOW/SIZE and dgram_batched_window_no_gso: SENDERS
+//   clients have each sent WINDOW datagrams (what `netkit bench --window` keeps in flight),
+//   echoed by datagram_batch with UDP segmentation on (the default: each sender's replies
+//   leave as one GSO send) and off (one sendmmsg entry per reply).
 // Items are datagrams echoed. The clients' sends and reading their replies are not timed;
 // the loopback delivery of each reply into its client's socket is (it runs in the
 // server's send call, as it does in the real server).
@@ -17,6 +21,7 @@
 #include <sys/socket.h>
 
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include <benchmark/benchmark.h>
@@ -38,15 +43,21 @@ struct rig {
   std::vector<netkit::unique_fd> clients;
   std::vector<std::byte> payload;
 
-  rig(std::size_t n, std::size_t size) : payload(size, std::byte{0x5a}) {
+  std::size_t each;  // datagrams per client per round
+
+  rig(std::size_t n, std::size_t size, std::size_t each_client = 1)
+      : payload(size, std::byte{0x5a}), each(each_client) {
     server = netkit::listen_on(endpoint::parse("udp://127.0.0.1:0"), netkit::io_mode::nonblocking);
+    int rcvbuf = 8 << 20;  // a whole round (the kernel caps it at rmem_max)
+    ::setsockopt(server.get(), SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
     const auto at = netkit::local_endpoint(server.get(), transport::udp);
     for (std::size_t i = 0; i < n; ++i)
       clients.push_back(netkit::open_dgram_client(at, netkit::io_mode::nonblocking));
   }
   void send_all() {
     for (auto& c : clients)
-      netkit::send_datagram(c.get(), payload);
+      for (std::size_t k = 0; k < each; ++k)
+        netkit::send_datagram(c.get(), payload);
   }
   void drain_replies(std::vector<std::byte>& buf) {
     for (auto& c : clients)
@@ -59,11 +70,12 @@ struct rig {
 // bounded number of tries.
 constexpr int max_empty_receives = 100000;
 
+// Items: datagrams echoed; n = clients x each per round.
 template <typename Echo>
-void run(benchmark::State& state, Echo&& echo_all) {
-  const auto n = static_cast<std::size_t>(state.range(0));
-  const auto size = static_cast<std::size_t>(state.range(1));
-  rig r(n, size);
+void run(benchmark::State& state, Echo&& echo_all, std::size_t clients, std::size_t each,
+         std::size_t size) {
+  const std::size_t n = clients * each;
+  rig r(clients, size, each);
   std::vector<std::byte> buf(max_datagram);
   std::size_t echoed = 0;
   for (auto _ : state) {
@@ -80,22 +92,53 @@ void run(benchmark::State& state, Echo&& echo_all) {
   state.SetItemsProcessed(static_cast<std::int64_t>(echoed));
 }
 
+// One datagram per client: range(0) clients of range(1) bytes.
+template <typename Echo>
+void run(benchmark::State& state, Echo&& echo_all) {
+  run(state, std::forward<Echo>(echo_all), static_cast<std::size_t>(state.range(0)), 1,
+      static_cast<std::size_t>(state.range(1)));
+}
+
+// Receives and echoes n datagrams with `batch`; returns how many replies left.
+std::size_t echo_batched(datagram_batch& batch, int server, std::size_t n) {
+  std::size_t done = 0;
+  for (int empty = 0; done < n && empty < max_empty_receives;) {
+    if (!batch.receive(server).ok()) {
+      ++empty;
+      continue;
+    }
+    for (std::size_t i = 0; i < batch.size(); ++i)
+      batch.queue_reply(i, batch[i].data.size());
+    done += batch.send_queued(server).sent;
+  }
+  return done;
+}
+
 void dgram_batched(benchmark::State& state) {
   datagram_batch batch(max_batch, max_datagram);
   const auto n = static_cast<std::size_t>(state.range(0));
-  run(state, [&](rig& r, std::vector<std::byte>&) {
-    std::size_t done = 0;
-    for (int empty = 0; done < n && empty < max_empty_receives;) {
-      if (!batch.receive(r.server.get()).ok()) {
-        ++empty;
-        continue;
-      }
-      for (std::size_t i = 0; i < batch.size(); ++i)
-        batch.queue_reply(i, batch[i].data.size());
-      done += batch.send_queued(r.server.get()).sent;
-    }
-    return done;
-  });
+  run(state,
+      [&](rig& r, std::vector<std::byte>&) { return echo_batched(batch, r.server.get(), n); });
+}
+
+void batched_window(benchmark::State& state, bool segmentation) {
+  datagram_batch batch(max_batch, max_datagram);
+  batch.set_segmentation(segmentation);
+  const auto clients = static_cast<std::size_t>(state.range(0));
+  const auto window = static_cast<std::size_t>(state.range(1));
+  run(
+      state,
+      [&](rig& r, std::vector<std::byte>&) {
+        return echo_batched(batch, r.server.get(), clients * window);
+      },
+      clients, window, static_cast<std::size_t>(state.range(2)));
+}
+
+void dgram_batched_window(benchmark::State& state) {
+  batched_window(state, true);
+}
+void dgram_batched_window_no_gso(benchmark::State& state) {
+  batched_window(state, false);
 }
 
 void dgram_one_at_a_time(benchmark::State& state) {
@@ -206,7 +249,17 @@ void args(benchmark::internal::Benchmark* b) {
   b->ArgNames({"datagrams", "size"});
 }
 
+// 64 datagrams a round, one batch: 4 senders x 16, 16 x 4, 64 x 1.
+void window_args(benchmark::internal::Benchmark* b) {
+  for (long size : {64, 1400})
+    for (long senders : {4, 16, 64})
+      b->Args({senders, 64 / senders, size});
+  b->ArgNames({"senders", "window", "size"});
+}
+
 BENCHMARK(dgram_batched)->Apply(args);
+BENCHMARK(dgram_batched_window)->Apply(window_args);
+BENCHMARK(dgram_batched_window_no_gso)->Apply(window_args);
 BENCHMARK(dgram_one_at_a_time)->Apply(args);
 BENCHMARK(dgram_recvfrom_sendto)->Apply(args);
 BENCHMARK(dgram_train_sendmmsg)->Apply(args);

@@ -7,6 +7,7 @@
 #include <sys/uio.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <span>
 
@@ -49,6 +50,10 @@ struct batch_send_result {
   std::size_t failed = 0;
   int err = 0;
   bool would_block = false;
+  // Of `sent`, the replies that left as segments of a UDP GSO send (several replies, one
+  // sendmmsg entry: see datagram_batch), and how many such sends carried them.
+  std::size_t coalesced = 0;
+  std::size_t segmented_sends = 0;
 };
 
 // What send_queued does with a reply the socket refuses with EAGAIN.
@@ -67,6 +72,14 @@ enum class when_full { wait, drop };
 // in place: no copy, no per-datagram allocation). Everything is allocated in the
 // constructor; buffer pages the traffic never reaches stay untouched. One owner, one
 // thread; works for udp:// and unix-dgram:// sockets, blocking or not.
+//
+// UDP segmentation offload (udp(7) UDP_SEGMENT, Linux >= 4.18): consecutive replies to the
+// same IPv4/IPv6 address, all of one size but the last (which may be shorter), leave as one
+// sendmmsg entry that the kernel routes and builds once and splits into datagrams only at
+// the end (on loopback, at the receiving socket). The receiver still gets one datagram per
+// reply, in order. A kernel or route that refuses it (EIO without checksum offload,
+// EINVAL past the path MTU, ENOPROTOOPT) turns it off for this batch; the replies then go
+// one per entry, nothing lost.
 class datagram_batch {
  public:
   // A received datagram, valid until the next receive(). `data` is what was kept: all of
@@ -112,14 +125,34 @@ class datagram_batch {
   std::size_t queued() const noexcept { return queued_; }
   bool refused(std::size_t k) const noexcept { return refused_[k]; }
 
+  // Whether send_queued may coalesce UDP replies (on by default; off once the kernel
+  // refused). For comparisons, and for a peer that must see one send per datagram.
+  void set_segmentation(bool on) noexcept { segmentation_ = on; }
+  bool segmentation() const noexcept { return segmentation_; }
+
  private:
+  // One control buffer per sendmmsg entry: the UDP_SEGMENT size of a coalesced run.
+  struct segment_control {
+    alignas(cmsghdr) unsigned char bytes[CMSG_SPACE(sizeof(std::uint16_t))];
+  };
+  // The end of the run of replies from `first` that can leave as one entry.
+  std::size_t run_end(std::size_t first) const noexcept;
+  // Builds the sendmmsg entries for the unsent replies; returns how many.
+  std::size_t build_entries() noexcept;
+
   std::size_t capacity_;
   std::size_t max_datagram_;
   std::unique_ptr<std::byte[]> buffers_;  // capacity_ slots of max_datagram_ bytes
   std::unique_ptr<sockaddr_storage[]> addrs_;
-  std::unique_ptr<iovec[]> in_iov_, out_iov_;
-  std::unique_ptr<mmsghdr[]> in_, out_;
-  std::unique_ptr<bool[]> refused_;  // per queued reply
+  std::unique_ptr<iovec[]> in_iov_, out_iov_;  // out_iov_: per queued reply
+  std::unique_ptr<mmsghdr[]> in_;
+  std::unique_ptr<std::size_t[]> reply_slot_;   // per queued reply: whose sender it goes to
+  std::unique_ptr<bool[]> refused_;             // per queued reply
+  std::unique_ptr<mmsghdr[]> entries_;          // what sendmmsg gets: a run of replies each
+  std::unique_ptr<std::size_t[]> entry_first_;  // the first reply of each entry
+  std::unique_ptr<segment_control[]> controls_;
+  std::size_t single_until_ = 0;  // replies before this go one per entry (a run failed)
+  bool segmentation_ = true;
   std::size_t received_ = 0;
   std::size_t queued_ = 0;
   std::size_t sent_ = 0;

@@ -140,8 +140,14 @@ step dgram_echoer::flush_replies() {
       batch_->send_queued(fd_, kind_ == transport::udp ? when_full::wait : when_full::drop));
 }
 
+void dgram_echoer::set_segmentation(bool on) noexcept {
+  if (batch_) batch_->set_segmentation(on);
+}
+
 step dgram_echoer::account(const batch_send_result& r) {
   stats_.echoed += r.sent;
+  stats_.coalesced += r.coalesced;
+  stats_.segmented_sends += r.segmented_sends;
   if (r.failed > 0) {
     stats_.send_failed += r.failed;
     // A receiver whose queue is full (unix-dgram) is counted, and reported only with
@@ -158,13 +164,14 @@ step dgram_echoer::account(const batch_send_result& r) {
 }
 
 server_model dgram_model(std::string name, std::string description,
-                         int (*run)(const server_model&, const model_settings&)) {
+                         int (*run)(const server_model&, const model_settings&),
+                         std::vector<model_option> own) {
   return {.name = std::move(name),
           .family = transport_family::datagram,
           .transports = {},
           .description = std::move(description),
           .takes = {common_option::codec, common_option::unix_mode, common_option::max_datagram},
-          .own_options = {},
+          .own_options = std::move(own),
           .probe = nullptr,
           .run = run};
 }
@@ -185,9 +192,9 @@ int print_dgram_summary(const dgram_echoer& echoer) {
   const auto& st = echoer.stats();
   fmt::print(
       "served: received={} echoed={} truncated={} unreplyable={} send_failed={} send_waits={} "
-      "recv_errors={} no_reply={} malformed={} recv_calls={}\n",
+      "recv_errors={} no_reply={} malformed={} recv_calls={} coalesced={} segmented_sends={}\n",
       st.received, st.echoed, st.truncated, st.unreplyable, st.send_failed, st.send_waits,
-      st.recv_errors, st.no_reply, st.malformed, st.recv_calls);
+      st.recv_errors, st.no_reply, st.malformed, st.recv_calls, st.coalesced, st.segmented_sends);
   std::fflush(stdout);
   return 0;
 }

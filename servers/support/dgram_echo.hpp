@@ -27,8 +27,10 @@ struct dgram_echo_stats {
   std::uint64_t send_waits = 0;   // batched udp: times replies waited for EPOLLOUT
   std::uint64_t recv_calls = 0;   // receive system calls: received / recv_calls = batch size
   std::uint64_t recv_errors = 0;
-  std::uint64_t no_reply = 0;   // --codec sockperf: messages that ask for no reply
-  std::uint64_t malformed = 0;  // --codec sockperf: not a sockperf message; dropped
+  std::uint64_t no_reply = 0;         // --codec sockperf: messages that ask for no reply
+  std::uint64_t malformed = 0;        // --codec sockperf: not a sockperf message; dropped
+  std::uint64_t coalesced = 0;        // batched udp: echoed as segments of a GSO send
+  std::uint64_t segmented_sends = 0;  // the GSO sends that carried them
 };
 
 enum class step { echoed, would_block, other, send_blocked };
@@ -50,6 +52,9 @@ class dgram_echoer {
   // before), else echoed. Needs a batch size at construction.
   step echo_batch(recv_flags flags);
   step flush_replies();  // send_blocked again, or echoed once the queue is empty
+  // Batched udp: coalesce replies to one sender into GSO sends (datagram_batch; on by
+  // default).
+  void set_segmentation(bool on) noexcept;
   const dgram_echo_stats& stats() const noexcept { return stats_; }
 
  private:
@@ -78,9 +83,10 @@ class dgram_echoer {
 inline constexpr int datagrams_per_wakeup = 64;
 
 // A datagram model's registry entry: every datagram model takes --codec (raw or sockperf),
-// --mode and --max-datagram, and nothing else.
+// --mode and --max-datagram, and its own options (`own`).
 server_model dgram_model(std::string name, std::string description,
-                         int (*run)(const server_model&, const model_settings&));
+                         int (*run)(const server_model&, const model_settings&),
+                         std::vector<model_option> own = {});
 
 // Binds the model's socket (its socket file removed on clean exit) and prints
 // "listening on URI model=NAME" (flushed). Install the stop handling first, so a SIGTERM

@@ -1,15 +1,30 @@
 #include "netkit/datagram.hpp"
 
+#include <netinet/in.h>
+#include <netinet/udp.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
 #include <cerrno>
 #include <cstddef>
+#include <cstring>
 #include <stdexcept>
 
 #include "netkit/error.hpp"
 
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103  // linux/udp.h, Linux 4.18
+#endif
+
 namespace netkit {
+
+namespace {
+
+// The kernel's UDP_MAX_SEGMENTS was 64 until Linux 6.10 raised it to 128: the older bound
+// holds everywhere.
+constexpr std::size_t max_segments = 64;
+
+}  // namespace
 
 received_message recv_datagram(int sock, std::span<std::byte> buffer, transport kind,
                                recv_flags flags) {
@@ -49,20 +64,22 @@ datagram_batch::datagram_batch(std::size_t capacity, std::size_t max_datagram)
       in_iov_(std::make_unique<iovec[]>(capacity)),
       out_iov_(std::make_unique<iovec[]>(capacity)),
       in_(std::make_unique<mmsghdr[]>(capacity)),
-      out_(std::make_unique<mmsghdr[]>(capacity)),
-      refused_(std::make_unique<bool[]>(capacity)) {
+      reply_slot_(std::make_unique<std::size_t[]>(capacity)),
+      refused_(std::make_unique<bool[]>(capacity)),
+      entries_(std::make_unique<mmsghdr[]>(capacity)),
+      entry_first_(std::make_unique<std::size_t[]>(capacity + 1)),
+      controls_(std::make_unique<segment_control[]>(capacity)) {
   if (capacity == 0 || max_datagram == 0)
     throw std::invalid_argument("datagram_batch: capacity and max_datagram must be at least 1");
   for (std::size_t i = 0; i < capacity; ++i) {
     in_iov_[i] = {buffers_.get() + i * max_datagram, max_datagram};
     in_[i].msg_hdr.msg_iov = &in_iov_[i];
     in_[i].msg_hdr.msg_iovlen = 1;
-    out_[i].msg_hdr.msg_iovlen = 1;
   }
 }
 
 io_result datagram_batch::receive(int sock, recv_flags flags) {
-  received_ = queued_ = sent_ = 0;
+  received_ = queued_ = sent_ = single_until_ = 0;
   for (std::size_t i = 0; i < capacity_; ++i) {
     // The kernel rewrites both on every call.
     in_[i].msg_hdr.msg_name = &addrs_[i];
@@ -92,34 +109,104 @@ datagram_batch::datagram datagram_batch::operator[](std::size_t i) const noexcep
 }
 
 void datagram_batch::queue_reply(std::size_t i, std::size_t n) noexcept {
-  auto& h = out_[queued_];
   out_iov_[queued_] = {buffers_.get() + i * max_datagram_, n};
-  h.msg_hdr.msg_iov = &out_iov_[queued_];
-  h.msg_hdr.msg_name = &addrs_[i];
-  h.msg_hdr.msg_namelen = in_[i].msg_hdr.msg_namelen;
+  reply_slot_[queued_] = i;
   refused_[queued_] = false;
   ++queued_;
 }
 
+std::size_t datagram_batch::run_end(std::size_t first) const noexcept {
+  std::size_t end = first + 1;
+  if (!segmentation_ || first < single_until_) return end;
+  const std::size_t slot = reply_slot_[first];
+  const auto* to = &addrs_[slot];
+  const socklen_t to_len = in_[slot].msg_hdr.msg_namelen;
+  if (to->ss_family != AF_INET && to->ss_family != AF_INET6) return end;
+  const std::size_t size = out_iov_[first].iov_len;
+  if (size == 0) return end;  // a segment size of 0 means "no segmentation"
+  std::size_t total = size;
+  while (end < queued_ && end - first < max_segments) {
+    const std::size_t len = out_iov_[end].iov_len;
+    const std::size_t other = reply_slot_[end];
+    if (len == 0 || len > size || total + len > max_udp4_payload) break;
+    // recvmmsg fills a whole sockaddr_in/in6, padding zeroed: equal bytes, same sender.
+    if (in_[other].msg_hdr.msg_namelen != to_len || std::memcmp(&addrs_[other], to, to_len) != 0)
+      break;
+    total += len;
+    ++end;
+    if (len < size) break;  // only the last segment may be shorter
+  }
+  return end;
+}
+
+std::size_t datagram_batch::build_entries() noexcept {
+  std::size_t w = 0;
+  for (std::size_t k = sent_; k < queued_; ++w) {
+    const std::size_t end = run_end(k);
+    auto& h = entries_[w].msg_hdr;
+    h.msg_name = &addrs_[reply_slot_[k]];
+    h.msg_namelen = in_[reply_slot_[k]].msg_hdr.msg_namelen;
+    h.msg_iov = &out_iov_[k];
+    h.msg_iovlen = end - k;
+    h.msg_flags = 0;
+    if (end - k > 1) {
+      h.msg_control = controls_[w].bytes;
+      h.msg_controllen = sizeof controls_[w].bytes;
+      cmsghdr* c = CMSG_FIRSTHDR(&h);
+      c->cmsg_level = SOL_UDP;
+      c->cmsg_type = UDP_SEGMENT;
+      c->cmsg_len = CMSG_LEN(sizeof(std::uint16_t));
+      const auto segment = static_cast<std::uint16_t>(out_iov_[k].iov_len);
+      std::memcpy(CMSG_DATA(c), &segment, sizeof segment);
+    } else {
+      h.msg_control = nullptr;
+      h.msg_controllen = 0;
+    }
+    entry_first_[w] = k;
+    k = end;
+  }
+  entry_first_[w] = queued_;
+  return w;
+}
+
 batch_send_result datagram_batch::send_queued(int sock, when_full full) {
   batch_send_result r;
-  // Bounded by the queue: every pass sends at least one reply or skips one.
+  // Bounded by the queue: every pass sends at least one reply, skips one, or splits a
+  // refused run into single replies (at most once per run).
   while (sent_ < queued_) {
-    int n =
-        ::sendmmsg(sock, out_.get() + sent_, static_cast<unsigned>(queued_ - sent_), MSG_NOSIGNAL);
+    const std::size_t entries = build_entries();
+    int n = ::sendmmsg(sock, entries_.get(), static_cast<unsigned>(entries), MSG_NOSIGNAL);
     if (n > 0) {
-      sent_ += static_cast<std::size_t>(n);
-      r.sent += static_cast<std::size_t>(n);
+      for (int j = 0; j < n; ++j) {
+        const std::size_t replies = entry_first_[j + 1] - entry_first_[j];
+        if (replies > 1) {
+          r.coalesced += replies;
+          ++r.segmented_sends;
+        }
+      }
+      const std::size_t done = entry_first_[n] - sent_;
+      sent_ += done;
+      r.sent += done;
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && full == when_full::wait) {
+    const int err = n < 0 ? errno : EIO;
+    if ((err == EAGAIN || err == EWOULDBLOCK) && full == when_full::wait) {
       r.would_block = true;
       break;
     }
-    // sendmmsg reports an error only for the first message it could not send: that one
+    if (entry_first_[1] - sent_ > 1) {
+      // A coalesced run was refused. Errors that say this socket or route cannot segment
+      // turn it off; any other may belong to one reply: its replies go one by one.
+      if (err == EIO || err == EINVAL || err == ENOPROTOOPT || err == EOPNOTSUPP)
+        segmentation_ = false;
+      else
+        single_until_ = entry_first_[1];
+      continue;
+    }
+    // sendmmsg reports an error only for the first entry it could not send: that reply
     // failed; the ones after it have not been tried yet.
-    if (r.failed++ == 0) r.err = n < 0 ? errno : EIO;
+    if (r.failed++ == 0) r.err = err;
     refused_[sent_++] = true;
   }
   return r;

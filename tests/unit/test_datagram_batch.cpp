@@ -1,13 +1,17 @@
 // datagram_batch (recvmmsg/sendmmsg): batches larger than the capacity, truncation inside
 // a batch, replies to many senders each getting exactly its own datagrams back, and the
 // reply path under EAGAIN (waiting and dropping); then the epoll datagram model built on it.
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstring>
+#include <functional>
+#include <iterator>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -259,6 +263,129 @@ TEST(DatagramBatch, ReplyBehindEagainIsDroppedAndCountedWhenAsked) {
 TEST(DatagramBatch, ZeroCapacityIsRefused) {
   EXPECT_THROW(datagram_batch(0, 1024), std::invalid_argument);
   EXPECT_THROW(datagram_batch(4, 0), std::invalid_argument);
+}
+
+// UDP segmentation (UDP_SEGMENT). One sender's datagrams, in this order: 5 x 200 B and a
+// 120 B one (a shorter one ends a run), 3 x 300 B (larger: a new run), an empty one (never
+// coalesced), 2 x 50 B; then another sender's 2 x 200 B (another address: a new run).
+struct segmentation_case {
+  static constexpr std::size_t sizes[] = {200, 200, 200, 200, 200, 120, 300, 300, 300, 0, 50, 50};
+  static constexpr std::size_t first_count = std::size(sizes), total = first_count + 2;
+  unique_fd server, first, second;
+  datagram_batch batch{64, 2048};
+
+  segmentation_case() {
+    server = listen_on(endpoint::parse("udp://127.0.0.1:0"), io_mode::nonblocking);
+    const auto at = local_endpoint(server.get(), transport::udp);
+    first = open_dgram_client(at);
+    second = open_dgram_client(at);
+  }
+  void send_requests() {
+    for (std::uint32_t s = 0; s < first_count; ++s)
+      EXPECT_TRUE(send_datagram(first.get(), tagged(1, s, sizes[s])).ok()) << s;
+    for (std::uint32_t s = 0; s < 2; ++s)
+      EXPECT_TRUE(send_datagram(second.get(), tagged(2, s, 200)).ok()) << s;
+  }
+  // Receives all of them in one batch (loopback delivers during the send; the pause only
+  // covers a softirq deferred on a busy machine) and queues every echo.
+  void receive_all() {
+    ASSERT_TRUE(readable(server.get(), 5s));
+    std::this_thread::sleep_for(50ms);
+    auto r = batch.receive(server.get());
+    ASSERT_TRUE(r.ok()) << errno_text(r.err);
+    ASSERT_EQ(batch.size(), total);
+    for (std::size_t i = 0; i < batch.size(); ++i)
+      batch.queue_reply(i, batch[i].data.size());
+  }
+  // Turns a boolean option of the server's socket on.
+  void enable(int level, int option) {
+    int on = 1;
+    ASSERT_EQ(::setsockopt(server.get(), level, option, &on, sizeof on), 0) << errno_text(errno);
+  }
+  // The whole exchange: the requests, one batch received, `before_send`, every echo sent.
+  batch_send_result echo_all(const std::function<void()>& before_send = {}) {
+    send_requests();
+    receive_all();
+    if (before_send) before_send();
+    auto r = batch.send_queued(server.get());
+    EXPECT_EQ(r.sent, total);
+    EXPECT_EQ(r.failed, 0u);
+    return r;
+  }
+  // Each sender gets its own datagrams back, one per request, whole and in order.
+  void expect_echoes() {
+    std::vector<std::byte> buf(2048);
+    auto expect = [&](int fd, std::uint32_t who, std::size_t count, auto size_of) {
+      for (std::uint32_t s = 0; s < count; ++s) {
+        ASSERT_TRUE(readable(fd, 5s)) << who << "/" << s;
+        auto r = recv_datagram(fd, buf, transport::udp);
+        ASSERT_TRUE(r.ok()) << errno_text(r.err);
+        auto want = tagged(who, s, size_of(s));
+        ASSERT_EQ(static_cast<std::size_t>(r.n), want.size()) << who << "/" << s;
+        if (!want.empty()) {
+          EXPECT_EQ(std::memcmp(buf.data(), want.data(), want.size()), 0) << who << "/" << s;
+        }
+      }
+      EXPECT_FALSE(readable(fd, 0ms)) << "sender " << who << ": a datagram too many";
+    };
+    expect(first.get(), 1, first_count, [](std::uint32_t s) { return sizes[s]; });
+    expect(second.get(), 2, 2, [](std::uint32_t) { return std::size_t{200}; });
+  }
+};
+
+TEST(DatagramBatch, RepliesToOneSenderLeaveAsSegmentedSendsAndArriveOneDatagramEach) {
+  test::fd_leak_guard guard;
+  segmentation_case c;
+  auto r = c.echo_all();
+  ASSERT_TRUE(c.batch.segmentation()) << "this kernel refused UDP_SEGMENT on loopback";
+  // Runs: 5 x 200 + 120, 3 x 300, the empty one alone, 2 x 50, the second sender's 2.
+  EXPECT_EQ(r.segmented_sends, 4u);
+  EXPECT_EQ(r.coalesced, 6u + 3 + 2 + 2);
+  c.expect_echoes();
+}
+
+TEST(DatagramBatch, SegmentationOffSendsOneEntryPerReply) {
+  test::fd_leak_guard guard;
+  segmentation_case c;
+  c.batch.set_segmentation(false);
+  auto r = c.echo_all();
+  EXPECT_EQ(r.coalesced, 0u);
+  EXPECT_EQ(r.segmented_sends, 0u);
+  c.expect_echoes();
+}
+
+// SO_NO_CHECK (no UDP checksum) makes the kernel refuse every GSO send with EINVAL: the
+// batch turns segmentation off and sends each reply on its own, none lost.
+TEST(DatagramBatch, KernelThatRefusesSegmentationGetsEachReplyAlone) {
+  test::fd_leak_guard guard;
+  segmentation_case c;
+  c.enable(SOL_SOCKET, SO_NO_CHECK);
+  auto r = c.echo_all();
+  EXPECT_EQ(r.coalesced, 0u);
+  EXPECT_FALSE(c.batch.segmentation());
+  c.expect_echoes();
+}
+
+// An error that may belong to one reply (here the ICMP port-unreachable an earlier send
+// left pending on the socket, IP_RECVERR) splits the run: its replies go one by one, and
+// segmentation stays on for the next.
+TEST(DatagramBatch, RefusedRunIsRetriedOneReplyAtATime) {
+  test::fd_leak_guard guard;
+  segmentation_case c;
+  c.enable(IPPROTO_IP, IP_RECVERR);
+  auto r = c.echo_all([&] {
+    // After the receive (which would report it first): a send to a port nobody listens
+    // on, bound and closed. Loopback answers with the ICMP error during the send.
+    auto gone = listen_on(endpoint::parse("udp://127.0.0.1:0"), io_mode::blocking);
+    const auto nowhere = local_endpoint(gone.get(), transport::udp);
+    gone.reset();
+    ASSERT_TRUE(send_datagram(c.server.get(), tagged(9, 0, 10), &nowhere).ok());
+    std::this_thread::sleep_for(20ms);
+  });
+  EXPECT_TRUE(c.batch.segmentation());
+  // The first run went alone (6 replies), the later runs still coalesced.
+  EXPECT_EQ(r.coalesced, 3u + 2 + 2);
+  c.expect_echoes();
 }
 
 // The epoll datagram model (recvmmsg/sendmmsg): 100 concurrent senders, one datagram
