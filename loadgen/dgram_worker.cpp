@@ -164,6 +164,9 @@ dgram_lane::dgram_lane(dgram_worker& owner, unique_fd fd)
   if (owner_.config().window > 1)
     batch_ = std::make_unique<datagram_batch>(
         std::min(owner_.config().window, datagrams_per_wakeup), out_.size() + 1);
+  // A window's requests all go to the one server, and leave together on purpose: one GSO
+  // send each batch (the server gets one datagram per request all the same).
+  if (batch_) batch_->set_segmentation(udp_segmentation::always);
   watch_ = owner_.loop().watch(fd_.get(), io_read, *this);
 }
 

@@ -51,7 +51,10 @@ int run(const server_model& model, const model_settings& settings) {
   loop.stop_on_signals({SIGINT, SIGTERM});
   auto socket = support::open_dgram_socket(model, settings, io_mode::nonblocking);
   support::dgram_echoer echoer(socket.fd.get(), settings, support::datagrams_per_wakeup);
-  echoer.set_segmentation(settings.own_choice(model, segmentation_flag) == "on");
+  const auto mode = settings.own_choice(model, segmentation_flag);
+  echoer.set_segmentation(mode == "off"      ? udp_segmentation::off
+                          : mode == "always" ? udp_segmentation::always
+                                             : udp_segmentation::several_receivers);
   {
     dgram_reader reader(loop, socket.fd.get(), echoer);
     loop.run();
@@ -68,15 +71,17 @@ server_model dgram_epoll_model() {
       "recvmmsg/sendmmsg, up to 64 a call; replies to one sender coalesced into UDP GSO sends",
       run,
       {{.flag = segmentation_flag,
-        .help = "udp:// only. on: consecutive replies to the same sender, all of one size but "
-                "the last, leave as one send the kernel splits into datagrams (UDP_SEGMENT, "
-                "Linux >= 4.18; turned off by itself where the kernel or route refuses it). "
-                "off: one sendmmsg entry per reply, for comparison. The sender gets one "
-                "datagram per reply either way",
+        .help = "udp:// only. Consecutive replies to the same sender, all of one size but the "
+                "last, can leave as one send the kernel splits into datagrams (UDP_SEGMENT, "
+                "Linux >= 4.18; turned off by itself where the kernel or route refuses it): "
+                "far less CPU per datagram, but the sender gets the whole run at once. auto: "
+                "only when a batch answers more than one sender (a lone sender gets its first "
+                "reply early). always: also for a lone sender. off: one sendmmsg entry per "
+                "reply. The sender gets one datagram per reply either way",
         .default_value = 0,
         .min = 0,
         .max = 0,
-        .choices = {"on", "off"}}});
+        .choices = {"auto", "always", "off"}}});
 }
 
 }  // namespace netkit::servers

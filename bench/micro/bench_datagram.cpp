@@ -7,8 +7,8 @@
 // - dgram_recvfrom_sendto/N/SIZE: bare recvfrom + sendto per datagram (peer-recvfrom).
 // - dgram_batched_window/SENDERS/WINDOW/SIZE and dgram_batched_window_no_gso: SENDERS
 //   clients have each sent WINDOW datagrams (what `netkit bench --window` keeps in flight),
-//   echoed by datagram_batch with UDP segmentation on (the default: each sender's replies
-//   leave as one GSO send) and off (one sendmmsg entry per reply).
+//   echoed by datagram_batch with UDP segmentation on (the default, several receivers: each
+//   sender's replies leave as one GSO send) and off (one sendmmsg entry per reply).
 // Items are datagrams echoed. The clients' sends and reading their replies are not timed;
 // the loopback delivery of each reply into its client's socket is (it runs in the
 // server's send call, as it does in the real server).
@@ -121,7 +121,7 @@ void dgram_batched(benchmark::State& state) {
       [&](rig& r, std::vector<std::byte>&) { return echo_batched(batch, r.server.get(), n); });
 }
 
-void batched_window(benchmark::State& state, bool segmentation) {
+void batched_window(benchmark::State& state, netkit::udp_segmentation segmentation) {
   datagram_batch batch(max_batch, max_datagram);
   batch.set_segmentation(segmentation);
   const auto clients = static_cast<std::size_t>(state.range(0));
@@ -135,10 +135,10 @@ void batched_window(benchmark::State& state, bool segmentation) {
 }
 
 void dgram_batched_window(benchmark::State& state) {
-  batched_window(state, true);
+  batched_window(state, netkit::udp_segmentation::several_receivers);
 }
 void dgram_batched_window_no_gso(benchmark::State& state) {
-  batched_window(state, false);
+  batched_window(state, netkit::udp_segmentation::off);
 }
 
 void dgram_one_at_a_time(benchmark::State& state) {

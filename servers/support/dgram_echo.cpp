@@ -140,8 +140,8 @@ step dgram_echoer::flush_replies() {
       batch_->send_queued(fd_, kind_ == transport::udp ? when_full::wait : when_full::drop));
 }
 
-void dgram_echoer::set_segmentation(bool on) noexcept {
-  if (batch_) batch_->set_segmentation(on);
+void dgram_echoer::set_segmentation(udp_segmentation mode) noexcept {
+  if (batch_) batch_->set_segmentation(mode);
 }
 
 step dgram_echoer::account(const batch_send_result& r) {

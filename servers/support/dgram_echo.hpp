@@ -52,9 +52,8 @@ class dgram_echoer {
   // before), else echoed. Needs a batch size at construction.
   step echo_batch(recv_flags flags);
   step flush_replies();  // send_blocked again, or echoed once the queue is empty
-  // Batched udp: coalesce replies to one sender into GSO sends (datagram_batch; on by
-  // default).
-  void set_segmentation(bool on) noexcept;
+  // Batched udp: when replies to one sender are coalesced into GSO sends (datagram_batch).
+  void set_segmentation(udp_segmentation mode) noexcept;
   const dgram_echo_stats& stats() const noexcept { return stats_; }
 
  private:

@@ -115,22 +115,30 @@ void datagram_batch::queue_reply(std::size_t i, std::size_t n) noexcept {
   ++queued_;
 }
 
+bool datagram_batch::same_receiver(std::size_t a, std::size_t b) const noexcept {
+  const std::size_t x = reply_slot_[a], y = reply_slot_[b];
+  const socklen_t len = in_[x].msg_hdr.msg_namelen;
+  // recvmmsg fills a whole sockaddr_in/in6, padding zeroed: equal bytes, same sender.
+  return in_[y].msg_hdr.msg_namelen == len && std::memcmp(&addrs_[x], &addrs_[y], len) == 0;
+}
+
+bool datagram_batch::several_receivers() const noexcept {
+  for (std::size_t k = sent_ + 1; k < queued_; ++k)
+    if (!same_receiver(sent_, k)) return true;
+  return false;
+}
+
 std::size_t datagram_batch::run_end(std::size_t first) const noexcept {
   std::size_t end = first + 1;
-  if (!segmentation_ || first < single_until_) return end;
-  const std::size_t slot = reply_slot_[first];
-  const auto* to = &addrs_[slot];
-  const socklen_t to_len = in_[slot].msg_hdr.msg_namelen;
-  if (to->ss_family != AF_INET && to->ss_family != AF_INET6) return end;
+  if (!coalesce_ || first < single_until_) return end;
+  const auto family = addrs_[reply_slot_[first]].ss_family;
+  if (family != AF_INET && family != AF_INET6) return end;
   const std::size_t size = out_iov_[first].iov_len;
   if (size == 0) return end;  // a segment size of 0 means "no segmentation"
   std::size_t total = size;
   while (end < queued_ && end - first < max_segments) {
     const std::size_t len = out_iov_[end].iov_len;
-    const std::size_t other = reply_slot_[end];
-    if (len == 0 || len > size || total + len > max_udp4_payload) break;
-    // recvmmsg fills a whole sockaddr_in/in6, padding zeroed: equal bytes, same sender.
-    if (in_[other].msg_hdr.msg_namelen != to_len || std::memcmp(&addrs_[other], to, to_len) != 0)
+    if (len == 0 || len > size || total + len > max_udp4_payload || !same_receiver(first, end))
       break;
     total += len;
     ++end;
@@ -174,6 +182,8 @@ batch_send_result datagram_batch::send_queued(int sock, when_full full) {
   // Bounded by the queue: every pass sends at least one reply, skips one, or splits a
   // refused run into single replies (at most once per run).
   while (sent_ < queued_) {
+    coalesce_ = segmentation_ == udp_segmentation::always ||
+                (segmentation_ == udp_segmentation::several_receivers && several_receivers());
     const std::size_t entries = build_entries();
     int n = ::sendmmsg(sock, entries_.get(), static_cast<unsigned>(entries), MSG_NOSIGNAL);
     if (n > 0) {
@@ -199,7 +209,7 @@ batch_send_result datagram_batch::send_queued(int sock, when_full full) {
       // A coalesced run was refused. Errors that say this socket or route cannot segment
       // turn it off; any other may belong to one reply: its replies go one by one.
       if (err == EIO || err == EINVAL || err == ENOPROTOOPT || err == EOPNOTSUPP)
-        segmentation_ = false;
+        segmentation_ = udp_segmentation::off;
       else
         single_until_ = entry_first_[1];
       continue;

@@ -337,7 +337,8 @@ TEST(DatagramBatch, RepliesToOneSenderLeaveAsSegmentedSendsAndArriveOneDatagramE
   test::fd_leak_guard guard;
   segmentation_case c;
   auto r = c.echo_all();
-  ASSERT_TRUE(c.batch.segmentation()) << "this kernel refused UDP_SEGMENT on loopback";
+  ASSERT_NE(c.batch.segmentation(), udp_segmentation::off)
+      << "this kernel refused UDP_SEGMENT on loopback";
   // Runs: 5 x 200 + 120, 3 x 300, the empty one alone, 2 x 50, the second sender's 2.
   EXPECT_EQ(r.segmented_sends, 4u);
   EXPECT_EQ(r.coalesced, 6u + 3 + 2 + 2);
@@ -347,11 +348,41 @@ TEST(DatagramBatch, RepliesToOneSenderLeaveAsSegmentedSendsAndArriveOneDatagramE
 TEST(DatagramBatch, SegmentationOffSendsOneEntryPerReply) {
   test::fd_leak_guard guard;
   segmentation_case c;
-  c.batch.set_segmentation(false);
+  c.batch.set_segmentation(udp_segmentation::off);
   auto r = c.echo_all();
   EXPECT_EQ(r.coalesced, 0u);
   EXPECT_EQ(r.segmented_sends, 0u);
   c.expect_echoes();
+}
+
+// A batch that all answers one sender is coalesced only when asked (always): by default
+// that sender gets its first reply without waiting for the whole run.
+TEST(DatagramBatch, LoneReceiverIsCoalescedOnlyWithAlways) {
+  test::fd_leak_guard guard;
+  segmentation_case c;
+  std::vector<std::byte> buf(2048);
+  for (auto mode : {udp_segmentation::several_receivers, udp_segmentation::always}) {
+    for (std::uint32_t s = 0; s < 4; ++s)
+      ASSERT_TRUE(send_datagram(c.first.get(), tagged(1, s, 100)).ok());
+    ASSERT_TRUE(readable(c.server.get(), 5s));
+    std::this_thread::sleep_for(50ms);  // as receive_all: all four in one batch
+    c.batch.set_segmentation(mode);
+    ASSERT_TRUE(c.batch.receive(c.server.get()).ok());
+    ASSERT_EQ(c.batch.size(), 4u);
+    for (std::size_t i = 0; i < c.batch.size(); ++i)
+      c.batch.queue_reply(i, c.batch[i].data.size());
+    auto r = c.batch.send_queued(c.server.get());
+    EXPECT_EQ(r.sent, 4u);
+    EXPECT_EQ(r.coalesced, mode == udp_segmentation::always ? 4u : 0u);
+    for (std::uint32_t s = 0; s < 4; ++s) {
+      ASSERT_TRUE(readable(c.first.get(), 5s)) << s;
+      auto got = recv_datagram(c.first.get(), buf, transport::udp);
+      ASSERT_TRUE(got.ok());
+      auto want = tagged(1, s, 100);
+      ASSERT_EQ(static_cast<std::size_t>(got.n), want.size());
+      EXPECT_EQ(std::memcmp(buf.data(), want.data(), want.size()), 0) << s;
+    }
+  }
 }
 
 // SO_NO_CHECK (no UDP checksum) makes the kernel refuse every GSO send with EINVAL: the
@@ -362,7 +393,7 @@ TEST(DatagramBatch, KernelThatRefusesSegmentationGetsEachReplyAlone) {
   c.enable(SOL_SOCKET, SO_NO_CHECK);
   auto r = c.echo_all();
   EXPECT_EQ(r.coalesced, 0u);
-  EXPECT_FALSE(c.batch.segmentation());
+  EXPECT_EQ(c.batch.segmentation(), udp_segmentation::off);
   c.expect_echoes();
 }
 
@@ -382,7 +413,7 @@ TEST(DatagramBatch, RefusedRunIsRetriedOneReplyAtATime) {
     ASSERT_TRUE(send_datagram(c.server.get(), tagged(9, 0, 10), &nowhere).ok());
     std::this_thread::sleep_for(20ms);
   });
-  EXPECT_TRUE(c.batch.segmentation());
+  EXPECT_EQ(c.batch.segmentation(), udp_segmentation::several_receivers);
   // The first run went alone (6 replies), the later runs still coalesced.
   EXPECT_EQ(r.coalesced, 3u + 2 + 2);
   c.expect_echoes();
