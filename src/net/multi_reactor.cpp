@@ -33,8 +33,9 @@ struct multi_reactor::dispatcher {
   std::unique_ptr<event_loop> loop;
   std::unique_ptr<detail::acceptor> acceptor;
   std::thread thread;
-  std::size_t next = 0;    // the reactor that gets the next connection; acceptor thread only
-  std::uint64_t shed = 0;  // written by the thread as it ends
+  std::size_t next = 0;  // the reactor that gets the next connection; acceptor thread only
+  detail::socket_tuning tuning = detail::socket_tuning::needed;  // of what the listener accepts
+  std::uint64_t shed = 0;                                        // written by the thread as it ends
 };
 
 multi_reactor::multi_reactor(std::size_t threads, std::string model, server_options options,
@@ -75,6 +76,7 @@ multi_reactor::multi_reactor(multi_reactor_options how, server_options options,
     auto fd = how.listeners.empty()
                   ? listen_on(options.listen, io_mode::nonblocking, options.listening)
                   : detail::prepare_listener(std::move(how.listeners.front()), options.listen);
+    dispatcher_->tuning = detail::tune_listener(fd.get(), options.listen, options);
     dispatcher_->acceptor = std::make_unique<detail::acceptor>(
         *dispatcher_->loop, std::move(fd), options.listen.kind(),
         [this](unique_fd conn, endpoint peer) { dispatch(std::move(conn), std::move(peer)); });
@@ -106,8 +108,8 @@ void multi_reactor::dispatch(unique_fd conn, endpoint peer) {
   auto* r = reactors_[dispatcher_->next].get();
   dispatcher_->next = (dispatcher_->next + 1) % reactors_.size();
   auto held = std::make_shared<unique_fd>(std::move(conn));
-  r->loop->post([r, held, peer = std::move(peer)]() mutable {
-    if (r->server) detail::adopt_accepted(*r->server, std::move(*held), std::move(peer));
+  r->loop->post([r, held, peer = std::move(peer), tuning = dispatcher_->tuning]() mutable {
+    if (r->server) detail::adopt_accepted(*r->server, std::move(*held), std::move(peer), tuning);
   });
 }
 

@@ -130,7 +130,7 @@ class client final : public stream_client {
     retire(std::move(it->second.attempt));
     pending_.erase(it);
     adopting_ = target;
-    auto id = engine_->adopt(std::move(fd), peer);
+    auto id = engine_->adopt(std::move(fd), peer, socket_tuning::needed);
     adopting_.reset();
     if (!id)  // the loop refused the socket (logged): a failure of this connect
       report_failure(target.target,

@@ -25,11 +25,11 @@ struct engine_config {
 class stream_engine {
  public:
   virtual ~stream_engine() = default;
-  // Serves a connected non-blocking stream socket: admission, socket tuning, a slot, the
-  // driver's start
-  // (a backend may refuse the descriptor: logged, closed), then on_connect. Returns the
-  // new connection's id, or nullopt when it was refused or could not start.
-  virtual std::optional<conn_id> adopt(unique_fd fd, endpoint peer) = 0;
+  // Serves a connected non-blocking stream socket: admission, socket tuning (unless it
+  // inherited it from a tuned listener), a slot, the driver's start (a backend may refuse
+  // the descriptor: logged, closed), then on_connect. Returns the new connection's id, or
+  // nullopt when it was refused or could not start.
+  virtual std::optional<conn_id> adopt(unique_fd fd, endpoint peer, socket_tuning tuning) = 0;
   virtual connection* find(conn_id id) noexcept = 0;
   virtual void for_each(const std::function<void(connection&)>& fn) = 0;
   virtual framed_message frame(std::span<const std::byte> message) const = 0;
@@ -75,9 +75,9 @@ class engine_base : public stream_engine {
     }
   }
 
-  std::optional<conn_id> adopt(unique_fd fd, endpoint peer) override {
+  std::optional<conn_id> adopt(unique_fd fd, endpoint peer, socket_tuning tuning) override {
     if (shutting_down_ || !admit_connection(max_connections_, stats_, peer)) return std::nullopt;
-    tune_accepted(fd.get(), peer, options_);
+    if (tuning == socket_tuning::needed) tune_accepted(fd.get(), peer, options_);
     auto& c =
         conns_.emplace([&](conn_id id) { return create(id, std::move(fd), std::move(peer)); });
     try {

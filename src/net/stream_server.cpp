@@ -71,8 +71,9 @@ class server final : public stream_server {
                                    std::move(handler))),
         local_(options.listen) {
     if (!listening) return;
-    auto on_accept = [this](unique_fd fd, endpoint peer) {
-      engine_->adopt(std::move(fd), std::move(peer));
+    const auto tuning = tune_listener(listening->get(), options.listen, options);
+    auto on_accept = [this, tuning](unique_fd fd, endpoint peer) {
+      engine_->adopt(std::move(fd), std::move(peer), tuning);
     };
     auto kind = options.listen.kind();
     if (loop.io_backend().completion_based()) {
@@ -130,11 +131,11 @@ class server final : public stream_server {
       log(log_level::warning, "cannot serve {}: {}", peer.to_uri(), e.what());
       return std::nullopt;
     }
-    return adopt_nonblocking(std::move(fd), std::move(peer));
+    return adopt_nonblocking(std::move(fd), std::move(peer), socket_tuning::needed);
   }
-  std::optional<conn_id> adopt_nonblocking(unique_fd fd, endpoint peer) {
+  std::optional<conn_id> adopt_nonblocking(unique_fd fd, endpoint peer, socket_tuning tuning) {
     NETKIT_ASSERT_LOOP_THREAD(loop());
-    return engine_->adopt(std::move(fd), std::move(peer));
+    return engine_->adopt(std::move(fd), std::move(peer), tuning);
   }
   connection* find(conn_id id) noexcept override {
     NETKIT_ASSERT_LOOP_THREAD(loop());
@@ -181,8 +182,9 @@ unique_fd prepare_listener(unique_fd fd, const endpoint& listen) {
   return fd;
 }
 
-std::optional<conn_id> adopt_accepted(stream_server& s, unique_fd fd, endpoint peer) {
-  return static_cast<server&>(s).adopt_nonblocking(std::move(fd), std::move(peer));
+std::optional<conn_id> adopt_accepted(stream_server& s, unique_fd fd, endpoint peer,
+                                      socket_tuning tuning) {
+  return static_cast<server&>(s).adopt_nonblocking(std::move(fd), std::move(peer), tuning);
 }
 
 }  // namespace detail

@@ -3,6 +3,8 @@
 // documented lifetime, conn_id as a hash/ordered key, adopt() of a descriptor accepted
 // elsewhere, and multi_reactor's cross-thread post_send/post_broadcast by conn_id.
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <atomic>
@@ -244,6 +246,25 @@ TEST_P(app_test, conn_ids_are_hashable_ordered_and_findable) {
     if (c.id().slot % 2 == 0) c.close();
   });
   EXPECT_EQ(visited, 5u);
+}
+
+// Set once on the listener (tune_listener), inherited by every accepted socket.
+TEST_P(app_test, accepted_connections_have_tcp_nodelay) {
+  fd_leak_guard guard;
+  event_loop loop(GetParam());
+  std::vector<int> nodelay;
+  stream_handler h;
+  h.on_connect = [&](connection& c) {
+    int on = 0;
+    socklen_t len = sizeof on;
+    ASSERT_EQ(::getsockopt(c.fd(), IPPROTO_TCP, TCP_NODELAY, &on, &len), 0);
+    nodelay.push_back(on);
+  };
+  auto server = make_stream_server(loop, line_server(), h);
+  auto a = connect_client(server->local());
+  auto b = connect_client(server->local());
+  ASSERT_TRUE(run_until(loop, [&] { return nodelay.size() == 2; }));
+  EXPECT_EQ(nodelay, (std::vector<int>{1, 1}));
 }
 
 TEST_P(app_test, send_buffer_fixes_each_connections_so_sndbuf) {

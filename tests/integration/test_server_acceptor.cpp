@@ -55,7 +55,8 @@ class acceptor_test : public testing::TestWithParam<std::string> {
              "accept errors into it";
     return {};
   }
-  // The server under strace (-e trace=TRACE -e inject=INJECT), its trace in a temp file.
+  // The server under strace (-e trace=TRACE, and -e inject=INJECT unless empty), its trace
+  // in a temp file.
   struct traced_server_config {
     server_config config;
     std::string trace_path = "/tmp/netkit-test-strace-XXXXXX";
@@ -67,9 +68,9 @@ class acceptor_test : public testing::TestWithParam<std::string> {
     t.trace_fd.reset(::mkstemp(t.trace_path.data()));
     ASSERT_TRUE(t.trace_fd);
     t.config = config();
-    t.config.wrapper = {
-        strace_path,       "-f", "-qq", "-o", t.trace_path, "-e", "trace=" + trace, "-e",
-        "inject=" + inject};
+    t.config.wrapper = {strace_path, "-f", "-qq", "-o", t.trace_path, "-e", "trace=" + trace};
+    if (!inject.empty())
+      t.config.wrapper.insert(t.config.wrapper.end(), {"-e", "inject=" + inject});
     // LeakSanitizer cannot work under ptrace; every other check stays on.
     t.config.env = {sanitizer_options("ASAN_OPTIONS", "detect_leaks=0")};
   }
@@ -200,6 +201,28 @@ TEST_P(acceptor_test, transient_accept_errors_keep_the_listener_armed) {
   auto trace = traced.trace();
   EXPECT_GE(count_of(trace, "ECONNABORTED (Software caused connection abort) (INJECTED)"), 2)
       << trace;
+}
+
+// Accepted sockets inherit TCP_NODELAY from the listener it was set on once, so serving a
+// connection costs no setsockopt of its own (uring included: options are set with
+// setsockopt(2), not through the ring).
+TEST_P(acceptor_test, accepted_connections_inherit_nodelay_without_a_setsockopt_each) {
+  if (::access(strace_path, X_OK) != 0) GTEST_SKIP() << strace_path << " not installed";
+  fd_leak_guard guard;
+  traced_server_config traced;
+  ASSERT_NO_FATAL_FAILURE(trace_server(traced, "setsockopt", ""));
+  {
+    server_process server(traced.config);
+    for (int i = 0; i < 5; ++i) {
+      auto fd = connect_client(server.local());
+      EXPECT_EQ(line_round_trip(fd.get(), fmt::format("client {}", i), deadline_after(stretch(5s))),
+                "");
+    }
+    expect_clean_stop(server);
+  }
+  auto trace = traced.trace();
+  EXPECT_EQ(count_of(trace, "TCP_NODELAY"), 1) << "one for the listener, none per connection\n"
+                                               << trace;
 }
 
 // Case 4: --max-conns N with N+5 clients → the 5 extra are accepted and closed at once
