@@ -386,8 +386,9 @@ TEST(fork_model, parent_holds_no_descriptor_of_a_served_connection) {
   expect_clean_stop(server);
 }
 
-// Case 18: 200 children exit at once (their 200 clients close together) → no zombie
-// after 1 s, the listener keeps accepting, and accept interrupted by SIGCHLD carried on.
+// Case 18: 200 children exit at once (their 200 clients close together) → every one is
+// reaped (no child, zombie or not, within 5 s), the listener keeps accepting, and accept
+// interrupted by SIGCHLD carried on.
 void two_hundred_exits_leave_no_zombie(const std::string& sigchld) {
   fd_leak_guard guard;
   server_process server(model_config("fork", "line", {"--sigchld", sigchld}));
@@ -400,8 +401,9 @@ void two_hundred_exits_leave_no_zombie(const std::string& sigchld) {
   }
   EXPECT_EQ(children_of(server.pid()).size(), n);
   clients.clear();  // every child sees EOF and exits within the same moment
-  std::this_thread::sleep_for(1s);
-  EXPECT_EQ(zombie_children(server.pid()), 0) << "zombies 1 s after the exits";
+  // Not sampled at a fixed instant: the children exit over a while on a loaded machine
+  // (ASan teardown), and one that just exited is a zombie until the parent's next waitpid
+  // loop. A zombie is still a child, so "no child left" means every one was reaped.
   EXPECT_TRUE(
       eventually([&] { return children_of(server.pid()).empty(); }, deadline_after(stretch(5s))))
       << children_of(server.pid()).size() << " children left, " << zombie_children(server.pid())
