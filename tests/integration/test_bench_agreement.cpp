@@ -14,9 +14,9 @@
 #include <sys/time.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <atomic>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <string>
 #include <thread>
