@@ -82,18 +82,43 @@ precise_timer::~precise_timer() {
 }
 
 void precise_timer::arm(clock::time_point at) {
-  const auto ns = at.time_since_epoch().count();
+  due_ = at;
+  armed_ = true;
+  wait_for_due(clock::now());
+}
+
+void precise_timer::wait_for_due(clock::time_point now) {
+  if (due_ - now <= spin_window) {
+    if (!spinning_) {
+      spinning_ = true;
+      ++spins_;
+      loop_.call_again(watch_, 0);
+    }
+    return;
+  }
+  // Wake spin_window early, and spin the rest. A sleep set earlier and no longer wanted
+  // may still wake us: on_io() then finds nothing due and waits again.
+  const auto ns = (due_ - spin_window).time_since_epoch().count();
   itimerspec spec{};
   spec.it_value.tv_sec = std::max<std::int64_t>(ns / 1'000'000'000, 0);
   spec.it_value.tv_nsec = ns % 1'000'000'000;
   if (spec.it_value.tv_sec == 0 && spec.it_value.tv_nsec == 0) spec.it_value.tv_nsec = 1;
   if (::timerfd_settime(fd_.get(), TFD_TIMER_ABSTIME, &spec, nullptr) != 0)
     throw sys_error(errno, "timerfd_settime");
+  ++sleeps_;
 }
 
-void precise_timer::on_io(std::uint32_t) {
-  std::uint64_t expirations;
-  if (::read(fd_.get(), &expirations, sizeof expirations) != sizeof expirations) return;
+void precise_timer::on_io(std::uint32_t events) {
+  if (events & io_read) {
+    std::uint64_t expirations;
+    [[maybe_unused]] auto n = ::read(fd_.get(), &expirations, sizeof expirations);
+  } else {
+    spinning_ = false;  // this is the queued non-blocking turn
+  }
+  if (!armed_) return;
+  const auto now = clock::now();
+  if (now < due_) return wait_for_due(now);
+  armed_ = false;
   fire_();
 }
 

@@ -5,8 +5,10 @@
 
 #include "netkit/error.hpp"
 #include "runner.hpp"
+#include "support/backend_params.hpp"
 #include "support/fd_leak_guard.hpp"
 #include "support/server_process.hpp"
+#include "worker_common.hpp"
 
 namespace netkit::test {
 namespace {
@@ -93,6 +95,90 @@ TEST(loadgen, source_ranges_expand_and_shares_add_up) {
     total += loadgen::share_of(100, 7, i);
   EXPECT_EQ(total, 100u);
 }
+
+// The open-loop send timer: never early, once per arm, and a wait shorter than its spin
+// window programs no timer (the system call and hypervisor trap it saves are why it spins).
+class precise_timer_test : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    NETKIT_SKIP_UNAVAILABLE_BACKEND(GetParam());
+    loop_ptr_ = std::make_unique<event_loop>(GetParam());
+  }
+  // Runs the loop until `done` or 2 s have passed (bounded).
+  void run_until(const std::function<bool()>& done) {
+    const auto give_up = clock::now() + 2s;
+    while (!done() && clock::now() < give_up)
+      loop_ptr_->run_once(10ms);
+  }
+  fd_leak_guard no_leaks_;  // first made, last checked: after the loop closed its fds
+  std::unique_ptr<event_loop> loop_ptr_;
+};
+
+TEST_P(precise_timer_test, a_near_time_is_kept_by_spinning_without_a_timer) {
+  std::vector<clock::time_point> fired;
+  loadgen::detail::precise_timer timer(*loop_ptr_, [&] { fired.push_back(clock::now()); });
+  const auto due = clock::now() + 50us;
+  timer.arm(due);
+  run_until([&] { return !fired.empty(); });
+  ASSERT_EQ(fired.size(), 1u);
+  EXPECT_GE(fired[0], due);
+  EXPECT_EQ(timer.sleeps(), 0u);
+  EXPECT_GE(timer.spins(), 1u);
+}
+
+TEST_P(precise_timer_test, a_far_time_sleeps_first_then_spins_to_it) {
+  std::vector<clock::time_point> fired;
+  loadgen::detail::precise_timer timer(*loop_ptr_, [&] { fired.push_back(clock::now()); });
+  const auto due = clock::now() + 5ms;
+  timer.arm(due);
+  run_until([&] { return !fired.empty(); });
+  ASSERT_EQ(fired.size(), 1u);
+  EXPECT_GE(fired[0], due);
+  EXPECT_GE(timer.sleeps(), 1u);
+  // Nothing more comes: one arm, one fire.
+  const auto quiet_until = clock::now() + 20ms;
+  run_until([&] { return clock::now() >= quiet_until; });
+  EXPECT_EQ(fired.size(), 1u);
+}
+
+TEST_P(precise_timer_test, a_new_arm_replaces_the_old_and_its_sleep_fires_nothing) {
+  std::vector<clock::time_point> fired;
+  loadgen::detail::precise_timer timer(*loop_ptr_, [&] { fired.push_back(clock::now()); });
+  timer.arm(clock::now() + 30ms);  // sleeps on the timerfd...
+  const auto due = clock::now() + 100us;
+  timer.arm(due);  // ...and is replaced by a near time
+  run_until([&] { return !fired.empty(); });
+  ASSERT_EQ(fired.size(), 1u);
+  EXPECT_GE(fired[0], due);
+  // The old sleep still ends at +30 ms: it must not fire a second time.
+  const auto quiet_until = clock::now() + 50ms;
+  run_until([&] { return clock::now() >= quiet_until; });
+  EXPECT_EQ(fired.size(), 1u);
+}
+
+TEST_P(precise_timer_test, arms_from_its_own_callback_keep_every_time_in_order) {
+  // The generator's pattern: each fire sends what is due and arms the next time.
+  constexpr int count = 200;
+  std::vector<clock::time_point> due, fired;
+  auto next = clock::now();
+  std::unique_ptr<loadgen::detail::precise_timer> timer;
+  timer = std::make_unique<loadgen::detail::precise_timer>(*loop_ptr_, [&] {
+    fired.push_back(clock::now());
+    if (static_cast<int>(fired.size()) < count) {
+      next += 20us;
+      due.push_back(next);
+      timer->arm(next);
+    }
+  });
+  due.push_back(next);
+  timer->arm(next);
+  run_until([&] { return static_cast<int>(fired.size()) >= count; });
+  ASSERT_EQ(fired.size(), static_cast<std::size_t>(count));
+  for (int i = 0; i < count; ++i)
+    EXPECT_GE(fired[i], due[i]) << "fire " << i;
+}
+
+INSTANTIATE_TEST_SUITE_P(backends, precise_timer_test, every_backend(), param_name{});
 
 }  // namespace
 }  // namespace netkit::test
