@@ -49,6 +49,7 @@ int serve(const server_model& model, const model_settings& settings,
           std::optional<unique_fd> listener, const endpoint& listen) {
   auto limit = raise_nofile_limit();
   event_loop loop(model.name);
+  loop.set_busy_poll(support::busy_poll_of(model, settings));
   auto options = support::loop_server_options(settings);
   options.listen = listen;
   auto server =
@@ -66,8 +67,9 @@ int serve(const server_model& model, const model_settings& settings,
     ::pthread_sigmask(SIG_UNBLOCK, &stop_signals, nullptr);
   } else {
     socket_file = unix_socket_file(server->local());
-    fmt::print("listening on {} model={} codec={} nofile={}/{}\n", server->local().to_uri(),
-               loop.io_backend().name(), settings.codec.to_string(), limit.soft, limit.hard);
+    fmt::print("listening on {} model={} codec={}{} nofile={}/{}\n", server->local().to_uri(),
+               loop.io_backend().name(), settings.codec.to_string(),
+               support::busy_poll_banner(loop.busy_poll()), limit.soft, limit.hard);
     std::fflush(stdout);
   }
   int sig = run_until_signal(loop, *server);
@@ -78,8 +80,10 @@ int serve(const server_model& model, const model_settings& settings,
 int run(const server_model& model, const model_settings& settings) {
   bool accept_given = settings.own.contains("--accept");
   if (settings.threads.value_or(1) > 1) {
-    reactor_plan plan{
-        .backend = model.name, .threads = *settings.threads, .accept = accept_of(model, settings)};
+    reactor_plan plan{.backend = model.name,
+                      .threads = *settings.threads,
+                      .accept = accept_of(model, settings),
+                      .busy_poll = support::busy_poll_of(model, settings)};
     return run_multi_reactor_echo(model, settings, plan, model.name);
   }
   if (accept_given)
@@ -104,14 +108,15 @@ int run(const server_model& model, const model_settings& settings) {
 std::vector<server_model> event_loop_models() {
   std::vector<server_model> models;
   for (const auto& b : backends())
-    models.push_back({.name = b.name,
-                      .family = transport_family::stream,
-                      .transports = {},
-                      .description = fmt::format("{}; {}", b.description, limit_of(b.name)),
-                      .takes = support::loop_server_takes,
-                      .own_options = {accept_option(), support::processes_option()},
-                      .probe = probe,
-                      .run = run});
+    models.push_back(
+        {.name = b.name,
+         .family = transport_family::stream,
+         .transports = {},
+         .description = fmt::format("{}; {}", b.description, limit_of(b.name)),
+         .takes = support::loop_server_takes,
+         .own_options = {accept_option(), support::processes_option(), support::busy_poll_option()},
+         .probe = probe,
+         .run = run});
   return models;
 }
 

@@ -38,14 +38,16 @@ int serve(const model_settings& settings, const reactor_plan& plan, std::string_
   multi_reactor reactors({.threads = plan.threads,
                           .backend = std::string(plan.backend),
                           .accept = plan.accept,
+                          .busy_poll = plan.busy_poll,
                           .listeners = std::move(listeners)},
                          options, support::echo_handler());
   unix_socket_file socket_file;  // removed on clean exit, if still ours
   if (banner) {
     socket_file = unix_socket_file(reactors.local());
-    fmt::print("listening on {} model={} codec={} threads={} accept={} nofile={}/{}\n",
+    fmt::print("listening on {} model={} codec={} threads={} accept={}{} nofile={}/{}\n",
                reactors.local().to_uri(), shown_model, settings.codec.to_string(), reactors.size(),
-               to_string(reactors.strategy()), limit.soft, limit.hard);
+               to_string(reactors.strategy()), support::busy_poll_banner(plan.busy_poll),
+               limit.soft, limit.hard);
     std::fflush(stdout);
   }
   int sig = stop.wait();
@@ -59,7 +61,8 @@ int run(const server_model& model, const model_settings& settings) {
   reactor_plan plan{
       .backend = default_backend,
       .threads = settings.threads.value_or(std::max(1u, std::thread::hardware_concurrency())),
-      .accept = accept_of(model, settings)};
+      .accept = accept_of(model, settings),
+      .busy_poll = support::busy_poll_of(model, settings)};
   return run_multi_reactor_echo(model, settings, plan, model.name);
 }
 
@@ -111,17 +114,18 @@ int run_multi_reactor_echo(const server_model& model, const model_settings& sett
 }
 
 server_model multi_reactor_model() {
-  return {.name = "multi-reactor",
-          .family = transport_family::stream,
-          .transports = {},
-          .description =
-              "--threads N epoll loops, one per thread; --accept reuseport (a "
-              "SO_REUSEPORT listener per loop, tcp:// only) or dispatch (one "
-              "acceptor feeds the loops round robin); --processes M: M of those",
-          .takes = support::loop_server_takes,
-          .own_options = {accept_option(), support::processes_option()},
-          .probe = nullptr,
-          .run = run};
+  return {
+      .name = "multi-reactor",
+      .family = transport_family::stream,
+      .transports = {},
+      .description =
+          "--threads N epoll loops, one per thread; --accept reuseport (a "
+          "SO_REUSEPORT listener per loop, tcp:// only) or dispatch (one "
+          "acceptor feeds the loops round robin); --processes M: M of those",
+      .takes = support::loop_server_takes,
+      .own_options = {accept_option(), support::processes_option(), support::busy_poll_option()},
+      .probe = nullptr,
+      .run = run};
 }
 
 }  // namespace netkit::servers

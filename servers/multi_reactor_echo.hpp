@@ -2,6 +2,7 @@
 // and the options the event-loop models and the multi-reactor share (--accept).
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <string_view>
 #include <vector>
@@ -22,6 +23,7 @@ struct reactor_plan {
   std::string_view backend;
   std::size_t threads = 1;
   accept_strategy accept = default_accept_strategy;
+  std::chrono::microseconds busy_poll{0};  // --busy-poll
 };
 
 // `plan.threads` event loops on `plan.backend`, one per thread, sharing the connections by

@@ -225,11 +225,33 @@ void event_loop::run_posted() {
   running_.clear();
 }
 
+void event_loop::wait_for_events(std::chrono::milliseconds cap) {
+  const int timeout_ms = next_timeout_ms(cap);
+  if (timeout_ms != 0 && busy_poll_.count() > 0) {
+    // Bounded by the window, and by the first timer: a busy poll never delays one.
+    auto until = clock::now() + busy_poll_;
+    if (!timer_queue_.empty()) until = std::min(until, timer_queue_.begin()->first);
+    do {
+      backend_->wait(0, ready_);
+      if (!ready_.empty()) {
+        ++busy_poll_hits_;
+        return;
+      }
+    } while (!stopping_.load(std::memory_order_relaxed) && clock::now() < until);
+    if (stopping_.load(std::memory_order_relaxed)) return;
+    ++blocking_waits_;
+    backend_->wait(next_timeout_ms(cap), ready_);
+    return;
+  }
+  if (timeout_ms != 0) ++blocking_waits_;
+  backend_->wait(timeout_ms, ready_);
+}
+
 void event_loop::run_once(std::chrono::milliseconds timeout) {
   if (auto self = std::this_thread::get_id(); loop_thread_.load(std::memory_order_relaxed) != self)
     loop_thread_.store(self, std::memory_order_relaxed);
   ready_.clear();
-  backend_->wait(next_timeout_ms(timeout), ready_);
+  wait_for_events(timeout);
   now_ = clock::now();
   ++turns_;
   again_swap_.clear();

@@ -86,6 +86,7 @@ multi_reactor::multi_reactor(multi_reactor_options how, server_options options,
   for (std::size_t i = 0; i < threads; ++i) {
     auto r = std::make_unique<reactor>();
     r->loop = std::make_unique<event_loop>(how.backend);
+    r->loop->set_busy_poll(how.busy_poll);
     options.group = static_cast<std::uint32_t>(i);
     if (dispatcher_)
       r->server = detail::make_adopting_server(*r->loop, options, handler);

@@ -549,6 +549,11 @@ TEST_P(multi_reactor_test, echo_server_with_two_threads_dispatching_end_to_end) 
                                " accept=dispatch ");
 }
 
+TEST_P(multi_reactor_test, echo_server_with_two_busy_polling_threads_end_to_end) {
+  echo_server_with_two_threads(GetParam(), "tcp://127.0.0.1:0", {"--busy-poll", "100"},
+                               " busy-poll=100us ");
+}
+
 // Unix: reuseport is refused with the reason; dispatch (also what --threads picks there
 // when --accept is not given) serves.
 TEST_P(multi_reactor_test, echo_server_with_two_threads_on_a_unix_socket) {

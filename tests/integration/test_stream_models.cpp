@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <iostream>
 #include <thread>
 
 #include <fmt/format.h>
@@ -531,6 +532,32 @@ TEST(nonblocking_model, pure_spin_burns_cpu_when_idle_and_poll_interval_does_not
     auto c = connect_client(server.local());
     EXPECT_EQ(line_round_trip(c.get(), "awake", deadline_after(stretch(5s))), "");
     c.reset();
+    expect_clean_stop(server);
+  }
+}
+
+// --busy-poll on the event-loop models: the banner says it, the server echoes, and idle it
+// sleeps once the window has passed (a busy poll is not a spin).
+TEST(event_loop_models, busy_poll_echoes_and_sleeps_when_idle) {
+  fd_leak_guard guard;
+  for (std::string model : {"epoll", "uring"}) {
+    if (auto problem = backend_problem(model)) {
+      std::cout << model << " skipped: " << *problem << "\n";
+      continue;
+    }
+    server_config c;
+    c.model = model;
+    c.codec = "line";
+    c.extra_args = {"--busy-poll", "200"};
+    server_process server(c);
+    EXPECT_THAT(server.banner(), HasSubstr(" busy-poll=200us ")) << model;
+    auto client = connect_client(server.local());
+    EXPECT_EQ(line_round_trip(client.get(), "polled", deadline_after(stretch(5s))), "") << model;
+    auto cpu0 = server.sample().cpu;
+    std::this_thread::sleep_for(1s);
+    auto cpu = server.sample().cpu - cpu0;
+    EXPECT_LT(cpu, 150ms) << model << ": an idle busy-polling server should sleep";
+    client.reset();
     expect_clean_stop(server);
   }
 }

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -289,6 +290,89 @@ TEST_P(loop_test, descriptors_above_fd_setsize_are_refused_only_by_select) {
     EXPECT_EQ(h.calls, 1);
     loop.unwatch(id);
   }
+}
+
+// Busy polling (set_busy_poll): an event within the window is served without the thread
+// ever sleeping; a timer is never delayed by it; past the window the loop blocks.
+long voluntary_switches() {
+  rusage usage{};
+  ::getrusage(RUSAGE_THREAD, &usage);
+  return usage.ru_nvcsw;
+}
+
+// An eventfd that another thread makes readable after a delay.
+struct delayed_event {
+  unique_fd fd{::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
+  std::thread writer;
+  void fire_after(std::chrono::milliseconds delay) {
+    writer = std::thread([this, delay] {
+      std::this_thread::sleep_for(delay);
+      std::uint64_t one = 1;
+      [[maybe_unused]] auto n = ::write(fd.get(), &one, sizeof one);
+    });
+  }
+  void join() {
+    if (writer.joinable()) writer.join();
+  }
+  ~delayed_event() { join(); }
+};
+
+TEST_P(loop_test, busy_poll_serves_an_event_inside_its_window_without_sleeping) {
+  test::fd_leak_guard guard;
+  event_loop loop(GetParam());
+  delayed_event event;
+  ASSERT_TRUE(event.fd);
+  counting_handler h;
+  h.fn = [&](std::uint32_t) {
+    std::uint64_t v;
+    [[maybe_unused]] auto n = ::read(event.fd.get(), &v, sizeof v);
+  };
+  loop.watch(event.fd.get(), io_read, h);
+  loop.run_once(0ms);         // settle: the backend's first turn may set itself up
+  loop.set_busy_poll(2s);     // far longer than the 20 ms the event takes to come
+  loop.run_after(3s, [] {});  // bounds run_once if the event never came
+  event.fire_after(20ms);
+  const auto blocked_before = loop.blocking_waits();
+  const auto switches_before = voluntary_switches();
+  loop.run_once(-1ms);
+  const auto switches_after = voluntary_switches();
+  event.join();
+  EXPECT_EQ(h.calls, 1);
+  EXPECT_EQ(loop.busy_poll_hits(), 1u);
+  EXPECT_EQ(loop.blocking_waits(), blocked_before);
+  EXPECT_EQ(switches_after, switches_before) << "the loop thread slept";
+}
+
+TEST_P(loop_test, busy_poll_never_delays_a_timer) {
+  test::fd_leak_guard guard;
+  event_loop loop(GetParam());
+  loop.set_busy_poll(5s);
+  bool fired = false;
+  loop.run_after(20ms, [&] { fired = true; });
+  const auto t0 = event_loop::clock::now();
+  // Bounded: 100 turns, each ending by the timer (at most its 20 ms, then 0).
+  for (int i = 0; i < 100 && !fired; ++i)
+    loop.run_once(-1ms);
+  EXPECT_TRUE(fired);
+  EXPECT_LT(event_loop::clock::now() - t0, 1s);
+}
+
+TEST_P(loop_test, busy_poll_blocks_once_its_window_has_passed) {
+  test::fd_leak_guard guard;
+  event_loop loop(GetParam());
+  delayed_event event;
+  ASSERT_TRUE(event.fd);
+  counting_handler h;
+  loop.watch(event.fd.get(), io_read, h);
+  loop.set_busy_poll(2ms);
+  event.fire_after(100ms);
+  const auto blocked_before = loop.blocking_waits();
+  // Bounded: 300 turns of at most 10 ms (+ the 2 ms poll).
+  for (int i = 0; i < 300 && h.calls == 0; ++i)
+    loop.run_once(10ms);
+  event.join();
+  EXPECT_GE(h.calls, 1);
+  EXPECT_GT(loop.blocking_waits(), blocked_before);
 }
 
 INSTANTIATE_TEST_SUITE_P(all, loop_test, test::every_backend(), test::param_name{});

@@ -103,6 +103,17 @@ class event_loop {
   // True once stop() was called (or a stop signal came): run() returns.
   bool stopping() const noexcept { return stopping_.load(); }
 
+  // Busy polling: before a turn would block, poll the backend without blocking for up to
+  // `window` (never past the next timer), and block only if nothing came. A request that
+  // arrives meanwhile is served without the wake-up of a sleeping thread (in a VM, an
+  // interrupt through the hypervisor), at the price of a CPU kept busy while idle for up
+  // to `window` after each event. 0 (the default): block at once. Loop thread only.
+  void set_busy_poll(std::chrono::microseconds window) noexcept { busy_poll_ = window; }
+  std::chrono::microseconds busy_poll() const noexcept { return busy_poll_; }
+  // Turns whose events a busy poll found (they did not block), and turns that blocked.
+  std::uint64_t busy_poll_hits() const noexcept { return busy_poll_hits_; }
+  std::uint64_t blocking_waits() const noexcept { return blocking_waits_; }
+
   // Runs until stop(). Returns when stopped.
   void run();
   // One turn: wait (up to timeout), dispatch events, timers, posted work.
@@ -140,6 +151,8 @@ class event_loop {
   void run_posted();
   void run_deferred();
   int next_timeout_ms(std::chrono::milliseconds cap) const;
+  // Fills ready_: busy polls first when set_busy_poll() asked for it, then waits.
+  void wait_for_events(std::chrono::milliseconds cap);
 
   std::unique_ptr<backend> backend_;
   bool edge_triggered_;
@@ -163,6 +176,8 @@ class event_loop {
   std::atomic<std::thread::id> loop_thread_{};
   clock::time_point now_;
   std::uint64_t turns_ = 0;
+  std::chrono::microseconds busy_poll_{0};
+  std::uint64_t busy_poll_hits_ = 0, blocking_waits_ = 0;
 };
 
 }  // namespace netkit

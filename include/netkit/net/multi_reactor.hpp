@@ -7,6 +7,7 @@
 //    muduo shape; any stream transport, Unix sockets included.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -32,6 +33,8 @@ struct multi_reactor_options {
   std::size_t threads = 1;  // serving loops (0 counts as 1)
   std::string backend = "epoll";
   accept_strategy accept = default_accept_strategy;
+  // Each serving loop's event_loop::set_busy_poll (0: they block at once).
+  std::chrono::microseconds busy_poll{0};
   // Sockets already listening (made by a supervising parent before fork); empty: bind
   // server_options::listen. reuseport takes one per thread, dispatch exactly one.
   std::vector<unique_fd> listeners;
