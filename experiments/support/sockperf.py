@@ -27,9 +27,10 @@ def port_bound(kind, port):
             return True
 
 
-def start(build, server, transport, cpu=None):
+def start(build, server, transport, cpu=None, extra=()):
     """Starts `server` ('sockperf' for sockperf's own, else a netkit echo-server model with
-    --codec sockperf), pinned to `cpu` if given; returns (process, host, port)."""
+    --codec sockperf and the `extra` arguments), pinned to `cpu` if given; returns
+    (process, host, port)."""
     kind = socket.SOCK_STREAM if transport == "tcp" else socket.SOCK_DGRAM
     pin = ["taskset", "-c", str(cpu)] if cpu is not None else []
     if server == "sockperf":
@@ -48,7 +49,7 @@ def start(build, server, transport, cpu=None):
         return proc, "127.0.0.1", port
     proc = subprocess.Popen(
         pin + [str(build / "bin/netkit"), "echo-server", "--listen",
-               f"{transport}://127.0.0.1:0", "--model", server, "--codec", "sockperf"],
+               f"{transport}://127.0.0.1:0", "--model", server, "--codec", "sockperf", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     ready, _, _ = select.select([proc.stdout], [], [], 20)
     line = proc.stdout.readline() if ready else ""
