@@ -232,6 +232,7 @@ def bench(netkit, mode, target, options, server_pid=None, cpu=None, timeout=60.0
 # read the kernel's own protocol work per message from.
 PERF_HZ = 1999
 PERF_LINE_RE = re.compile(r"^\s*([0-9.]+)%\s+([0-9.]+)%\s+\[k\]\s+(\S+)\s*$")
+PERF_DSO_RE = re.compile(r"^\s*([0-9.]+)%\s+(\S.*?)\s*$")
 
 
 def start_perf(pid, path):
@@ -270,6 +271,24 @@ def kernel_shares(path, symbols):
         if m and m.group(3) in symbols:
             shares[m.group(3)] = float(m.group(1)) / 100
     return shares
+
+
+def user_share(path):
+    """Fraction of the samples in `path` taken in user space (any object but the kernel's),
+    from `perf report --no-children --sort dso`: what a server's own code costs, whatever
+    it calls, against the kernel work it asks for."""
+    out = subprocess.run(["perf", "report", "-i", str(path), "--no-children", "--stdio",
+                          "-g", "none", "--sort", "dso"],
+                         stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                         timeout=120)
+    if out.returncode != 0:
+        raise RuntimeError(f"perf report failed: {out.stderr.strip()[:300]}")
+    user = 0.0
+    for line in out.stdout.splitlines():
+        m = PERF_DSO_RE.match(line)
+        if m and not m.group(2).startswith("[kernel"):
+            user += float(m.group(1)) / 100
+    return user
 
 
 def plot(png, title, xlabel, ylabel, series, logx=False, logy=False, style="linespoints",
