@@ -6,7 +6,12 @@
 // churn_cycle/<backend>/N: N Unix socketpairs are adopted by an echo server, their other
 // ends closed, and the loop turned until the server has closed all N. Includes the
 // socketpair(2) and close(2) calls of the test side; items are connections.
+//
+// connect_cycle/<backend>: the client's side, one connector per connection as `netkit bench
+// churn` and stream_client make them (no seed given: each draws its own jitter seed), to a
+// listening Unix socket; the benchmark accepts and closes each one. Items are connections.
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <memory>
@@ -15,9 +20,12 @@
 
 #include <benchmark/benchmark.h>
 
+#include "netkit/error.hpp"
 #include "netkit/event/loop.hpp"
 #include "netkit/fd.hpp"
+#include "netkit/net/connector.hpp"
 #include "netkit/net/stream_server.hpp"
+#include "netkit/socket.hpp"
 
 namespace {
 
@@ -63,6 +71,42 @@ void churn_cycle(benchmark::State& state, const std::string& backend) {
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
 }
 
+void connect_cycle(benchmark::State& state, const std::string& backend) {
+  std::unique_ptr<netkit::event_loop> loop;
+  try {
+    loop = std::make_unique<netkit::event_loop>(backend);
+  } catch (const std::exception& e) {
+    state.SkipWithError(e.what());
+    return;
+  }
+  const auto target = netkit::endpoint::unix_abstract(
+      netkit::transport::unix_stream, "netkit-bench-connect-" + std::to_string(::getpid()));
+  auto listener = netkit::listen_on(target, netkit::io_mode::blocking);
+  netkit::connect_options options;
+  for (auto _ : state) {
+    netkit::unique_fd connected;
+    bool failed = false;
+    auto c = netkit::make_connector(
+        *loop, target, options,
+        [&](netkit::unique_fd fd, const netkit::endpoint&) { connected = std::move(fd); },
+        [&](const netkit::sys_error&) { failed = true; });
+    c->start();
+    for (int turn = 0; !connected && !failed; ++turn) {
+      if (turn == 1000) {
+        state.SkipWithError("the connect was never reported");
+        return;
+      }
+      loop->run_once(std::chrono::milliseconds(100));
+    }
+    if (failed) {
+      state.SkipWithError("connect failed");
+      return;
+    }
+    netkit::unique_fd accepted(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -71,6 +115,9 @@ int main(int argc, char** argv) {
                                  [backend](benchmark::State& s) { churn_cycle(s, backend); })
         ->Arg(1)
         ->Arg(100);
+  for (std::string backend : {"epoll", "uring"})
+    benchmark::RegisterBenchmark(("connect_cycle/" + backend).c_str(),
+                                 [backend](benchmark::State& s) { connect_cycle(s, backend); });
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

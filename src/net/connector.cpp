@@ -18,6 +18,7 @@
 #include <fmt/format.h>
 
 #include "event/backend_uring.hpp"
+#include "net/jitter_seed.hpp"
 #include "netkit/log.hpp"
 #include "netkit/socket.hpp"
 
@@ -48,7 +49,7 @@ class connector_base : public connector {
         loop_(loop),
         on_connected_(std::move(on_connected)),
         on_failed_(std::move(on_failed)),
-        rng_(opts.seed ? opts.seed : std::random_device{}()) {}
+        rng_(opts.seed ? opts.seed : fresh_jitter_seed()) {}
 
   ~connector_base() override { stop_timers(); }
 

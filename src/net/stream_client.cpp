@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "net/jitter_seed.hpp"
 #include "net/stream_engine.hpp"
 #include "net/uring_engine.hpp"
 #include "netkit/log.hpp"
@@ -24,7 +25,7 @@ class client final : public stream_client {
         options_(options),
         user_on_close_(std::move(handler.on_close)),
         on_connect_failed_(std::move(handler.on_connect_failed)),
-        rng_(options.connecting.seed ? options.connecting.seed : std::random_device{}()) {
+        rng_(options.connecting.seed ? options.connecting.seed : fresh_jitter_seed()) {
     // Wrapped: the client notes where each connection came from before the application
     // sees it (it may close it in on_connect), and reconnects after the application's
     // on_close.

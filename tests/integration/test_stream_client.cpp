@@ -4,7 +4,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -94,6 +96,33 @@ TEST_P(client_test, retries_back_off_before_giving_up) {
   EXPECT_EQ(failures, 1);       // reported once, after the last attempt
   EXPECT_EQ(c->attempts(), 4);  // the first and three retries
   EXPECT_GE(took, 20ms + 40ms + 80ms);
+}
+
+// Connectors given no seed draw their own (clients must not retry in step): with the widest
+// jitter, eight first retries spread over the 0-400 ms the back-off allows.
+TEST(backoff, unseeded_connectors_retry_out_of_step) {
+  fd_leak_guard guard;
+  event_loop loop("epoll");
+  connect_options o;
+  o.retries = 1;
+  o.backoff_initial = 200ms;
+  o.jitter = 1.0;
+  auto target = closed_tcp_port();
+  std::vector<clock::duration> failed_after;
+  std::vector<std::unique_ptr<connector>> connectors;
+  auto start = clock::now();
+  for (int i = 0; i < 8; ++i) {
+    connectors.push_back(make_connector(
+        loop, target, o, [](unique_fd, const endpoint&) { ADD_FAILURE() << "connected"; },
+        [&](const sys_error&) { failed_after.push_back(clock::now() - start); }));
+    connectors.back()->start();
+  }
+  ASSERT_TRUE(run_until(loop, [&] { return failed_after.size() == 8; }));
+  auto [first, last] = std::minmax_element(failed_after.begin(), failed_after.end());
+  // All eight within 50 ms of each other by chance: about 4 in a million.
+  EXPECT_GT(*last - *first, 50ms);
+  for (const auto& c : connectors)
+    EXPECT_EQ(c->attempts(), 2);
 }
 
 TEST_P(client_test, connect_timeout_fires_when_the_syn_is_not_answered) {

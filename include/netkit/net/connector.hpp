@@ -33,7 +33,7 @@ struct connect_options {
   std::chrono::milliseconds backoff_initial{100};
   std::chrono::milliseconds backoff_max{5'000};
   double jitter = 0.2;
-  // Seed of the jitter (0: from std::random_device).
+  // Seed of the jitter (0: a fresh random one per connector).
   std::uint64_t seed = 0;
 };
 
