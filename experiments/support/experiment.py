@@ -256,17 +256,23 @@ def finish_perf(perf, timeout=20.0):
         raise RuntimeError(f"perf record exited with {perf.returncode}: {err[:300]}")
 
 
-def kernel_shares(path, symbols):
-    """{kernel symbol: fraction of the samples in `path` inside it (inclusive)} for those of
-    `symbols` that appear, from `perf report --children`."""
-    out = subprocess.run(["perf", "report", "-i", str(path), "--children", "--stdio",
-                          "-g", "none", "--sort", "sym"],
+def perf_report(path, children, sort):
+    """The lines of `perf report --stdio -g none` of `path`, `children` being "--children"
+    (inclusive shares) or "--no-children" (self), sorted by `sort` (sym, dso)."""
+    out = subprocess.run(["perf", "report", "-i", str(path), children, "--stdio",
+                          "-g", "none", "--sort", sort],
                          stdin=subprocess.DEVNULL, capture_output=True, text=True,
                          timeout=120)
     if out.returncode != 0:
         raise RuntimeError(f"perf report failed: {out.stderr.strip()[:300]}")
+    return out.stdout.splitlines()
+
+
+def kernel_shares(path, symbols):
+    """{kernel symbol: fraction of the samples in `path` inside it (inclusive)} for those of
+    `symbols` that appear, from `perf report --children`."""
     shares = {}
-    for line in out.stdout.splitlines():
+    for line in perf_report(path, "--children", "sym"):
         m = PERF_LINE_RE.match(line)
         if m and m.group(3) in symbols:
             shares[m.group(3)] = float(m.group(1)) / 100
@@ -277,14 +283,8 @@ def user_share(path):
     """Fraction of the samples in `path` taken in user space (any object but the kernel's),
     from `perf report --no-children --sort dso`: what a server's own code costs, whatever
     it calls, against the kernel work it asks for."""
-    out = subprocess.run(["perf", "report", "-i", str(path), "--no-children", "--stdio",
-                          "-g", "none", "--sort", "dso"],
-                         stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                         timeout=120)
-    if out.returncode != 0:
-        raise RuntimeError(f"perf report failed: {out.stderr.strip()[:300]}")
     user = 0.0
-    for line in out.stdout.splitlines():
+    for line in perf_report(path, "--no-children", "dso"):
         m = PERF_DSO_RE.match(line)
         if m and not m.group(2).startswith("[kernel"):
             user += float(m.group(1)) / 100
