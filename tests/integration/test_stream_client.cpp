@@ -1,10 +1,14 @@
 // The client side of the library on every backend: the connector (errors, timeout,
 // retries with back-off, source address, self-connect, Unix and abstract targets) and the
 // stream client (echo through a server on the same loop, reconnect, on_connect_failed).
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -98,31 +102,96 @@ TEST_P(client_test, retries_back_off_before_giving_up) {
   EXPECT_GE(took, 20ms + 40ms + 80ms);
 }
 
-// Connectors given no seed draw their own (clients must not retry in step): with the widest
-// jitter, eight first retries spread over the 0-400 ms the back-off allows.
-TEST(backoff, unseeded_connectors_retry_out_of_step) {
-  fd_leak_guard guard;
+// When each of `n` connectors given no seed, started together against a refused port with
+// the widest jitter, failed after its one retry (0-400 ms of back-off): milliseconds from
+// the start, by connector.
+std::vector<long> unseeded_failure_times(int n) {
   event_loop loop("epoll");
   connect_options o;
   o.retries = 1;
   o.backoff_initial = 200ms;
   o.jitter = 1.0;
   auto target = closed_tcp_port();
-  std::vector<clock::duration> failed_after;
+  std::vector<long> failed_after(static_cast<std::size_t>(n), -1);
+  int failures = 0;
   std::vector<std::unique_ptr<connector>> connectors;
   auto start = clock::now();
-  for (int i = 0; i < 8; ++i) {
+  for (int i = 0; i < n; ++i) {
     connectors.push_back(make_connector(
         loop, target, o, [](unique_fd, const endpoint&) { ADD_FAILURE() << "connected"; },
-        [&](const sys_error&) { failed_after.push_back(clock::now() - start); }));
+        [&, i](const sys_error&) {
+          failed_after[static_cast<std::size_t>(i)] =
+              std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - start).count();
+          ++failures;
+        }));
     connectors.back()->start();
   }
-  ASSERT_TRUE(run_until(loop, [&] { return failed_after.size() == 8; }));
-  auto [first, last] = std::minmax_element(failed_after.begin(), failed_after.end());
-  // All eight within 50 ms of each other by chance: about 4 in a million.
-  EXPECT_GT(*last - *first, 50ms);
+  if (!run_until(loop, [&] { return failures == n; })) ADD_FAILURE() << "retries never ended";
   for (const auto& c : connectors)
     EXPECT_EQ(c->attempts(), 2);
+  return failed_after;
+}
+
+// Connectors given no seed draw their own (clients must not retry in step).
+TEST(backoff, unseeded_connectors_retry_out_of_step) {
+  fd_leak_guard guard;
+  auto times = unseeded_failure_times(8);
+  auto [first, last] = std::minmax_element(times.begin(), times.end());
+  // All eight within 50 ms of each other by chance: about 4 in a million.
+  EXPECT_GT(*last - *first, 50);
+}
+
+// A forked child inherits its parent's seed generator; two children must still not draw
+// the same jitter (the same seeds would put each pair of retries within a few ms).
+TEST(backoff, forked_children_draw_their_own_jitter) {
+  fd_leak_guard guard;
+  {
+    event_loop loop("epoll");  // the parent's generator is in use before the forks
+    auto c = make_connector(
+        loop, closed_tcp_port(), {}, [](unique_fd, const endpoint&) {}, [](const sys_error&) {});
+  }
+  constexpr int n = 4;
+  std::array<std::vector<long>, 2> times;
+  for (auto& child_times : times) {
+    int fds[2];
+    ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      ::close(fds[0]);
+      int code = 0;
+      try {
+        auto got = unseeded_failure_times(n);
+        auto bytes = static_cast<ssize_t>(got.size() * sizeof(long));
+        code = ::write(fds[1], got.data(), static_cast<std::size_t>(bytes)) == bytes ? 0 : 2;
+      } catch (...) {
+        code = 1;
+      }
+      ::_exit(code);
+    }
+    ::close(fds[1]);
+    child_times.resize(n);
+    auto want = static_cast<ssize_t>(n * sizeof(long));
+    ssize_t got = 0;
+    while (got < want) {
+      ssize_t r = ::read(fds[0], reinterpret_cast<char*>(child_times.data()) + got,
+                         static_cast<std::size_t>(want - got));
+      if (r <= 0) break;
+      got += r;
+    }
+    ::close(fds[0]);
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+    ASSERT_EQ(got, want);
+  }
+  long apart = 0;
+  for (int i = 0; i < n; ++i)
+    apart +=
+        std::abs(times[0][static_cast<std::size_t>(i)] - times[1][static_cast<std::size_t>(i)]);
+  // Independent draws: four gaps of 133 ms each on average; under 20 ms in all about 1 in
+  // 100,000.
+  EXPECT_GT(apart, 20);
 }
 
 TEST_P(client_test, connect_timeout_fires_when_the_syn_is_not_answered) {
