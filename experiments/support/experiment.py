@@ -8,11 +8,13 @@ at a time). scripts/bench-peers and scripts/bench-udp take cpu_ticks, the perf h
 import argparse
 import datetime
 import json
+import math
 import os
 import platform
 import re
 import select
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -321,6 +323,82 @@ def verdict(claim, confirmed, detail):
     line = f"verdict: {'CONFIRMED' if confirmed else 'REFUTED'}: {claim}: {detail}"
     print(line, flush=True)
     return line
+
+
+def paired_ratios(runs_a, runs_b, key):
+    """Ratios a/b of `key`, one per repetition both servers completed. Each run carries its
+    repetition as "rep": two servers of one repetition ran back to back (interleaved), so
+    the machine's drift between repetitions cancels out of their ratio.
+
+    >>> a = [dict(rep=0, cpu=2.0), dict(rep=1, cpu=3.0), dict(rep=2, cpu=5.0)]
+    >>> b = [dict(rep=0, cpu=4.0), dict(rep=2, cpu=5.0)]
+    >>> paired_ratios(a, b, "cpu")
+    [0.5, 1.0]
+    """
+    by_rep = {r["rep"]: r[key] for r in runs_b if r[key]}
+    return [r[key] / by_rep[r["rep"]] for r in runs_a if r["rep"] in by_rep]
+
+
+def median_interval(values, confidence=0.90):
+    """(median, low, high): the median and the narrowest interval between order statistics
+    that covers the true median with at least `confidence`, whatever the distribution
+    (the sign test's binomial). (median, None, None) when there are too few values for
+    that: at least 5 for 90 %.
+
+    >>> median_interval([1.0, 0.9, 1.1, 0.95, 1.05])
+    (1.0, 0.9, 1.1)
+    >>> median_interval([3, 1, 2])
+    (2, None, None)
+    >>> median_interval(range(1, 11))  # the 2nd and 9th of 10 cover 97.9 %
+    (5.5, 2, 9)
+    >>> median_interval([])
+    (None, None, None)
+    """
+    xs = sorted(values)
+    n = len(xs)
+    if n == 0:
+        return None, None, None
+    k = 0  # the interval runs from the k-th smallest to the k-th largest
+    for cand in range(1, n // 2 + 1):
+        outside = 2 * sum(math.comb(n, i) for i in range(cand)) / 2 ** n
+        if 1 - outside < confidence:
+            break
+        k = cand
+    if k == 0:
+        return statistics.median(xs), None, None
+    return statistics.median(xs), xs[k - 1], xs[n - k]
+
+
+def ratio_verdict(low, high, limit, at_most=True):
+    """A target on a ratio, judged on its interval: "met" or "missed" when the whole
+    interval is on one side of `limit` (at_most: the ratio must be <= limit, else >=),
+    "within noise" when it straddles it.
+
+    >>> ratio_verdict(0.90, 0.98, 1.0), ratio_verdict(0.95, 1.04, 1.0)
+    ('met', 'within noise')
+    >>> ratio_verdict(1.01, 1.10, 1.0), ratio_verdict(1.01, 1.10, 1.0, at_most=False)
+    ('missed', 'met')
+    >>> ratio_verdict(None, None, 1.0)
+    'too few reps'
+    """
+    if low is None:
+        return "too few reps"
+    if at_most:
+        return "met" if high <= limit else "missed" if low > limit else "within noise"
+    return "met" if low >= limit else "missed" if high < limit else "within noise"
+
+
+def fmt_interval(median, low, high, digits=2):
+    """'0.97x [0.91, 1.02]', or the median alone without an interval.
+
+    >>> fmt_interval(0.97, 0.912, 1.02), fmt_interval(1.0, None, None)
+    ('0.97x [0.91, 1.02]', '1.00x')
+    """
+    if median is None:
+        return "-"
+    if low is None:
+        return f"{median:.{digits}f}x"
+    return f"{median:.{digits}f}x [{low:.{digits}f}, {high:.{digits}f}]"
 
 
 def table(header, rows):
