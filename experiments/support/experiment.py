@@ -61,7 +61,8 @@ def machine_line():
                 break
     except OSError:
         pass
-    rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+    # "-dirty": the scripts or sources differ from that commit.
+    rev = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty", "--abbrev=7"],
                          capture_output=True, text=True).stdout.strip() or "unknown"
     return (f"{datetime.date.today().isoformat()}, Linux {platform.release()}, "
             f"{os.cpu_count()} × {cpu}, netkit {rev}")
@@ -334,9 +335,11 @@ def paired_ratios(runs_a, runs_b, key):
     >>> b = [dict(rep=0, cpu=4.0), dict(rep=2, cpu=5.0)]
     >>> paired_ratios(a, b, "cpu")
     [0.5, 1.0]
+    >>> paired_ratios([dict(cpu=1.0)], b, "cpu")  # a run without its repetition pairs with none
+    []
     """
-    by_rep = {r["rep"]: r[key] for r in runs_b if r[key]}
-    return [r[key] / by_rep[r["rep"]] for r in runs_a if r["rep"] in by_rep]
+    by_rep = {r["rep"]: r[key] for r in runs_b if "rep" in r and r[key]}
+    return [r[key] / by_rep[r["rep"]] for r in runs_a if r.get("rep") in by_rep]
 
 
 def median_interval(values, confidence=0.90):
