@@ -391,6 +391,23 @@ def ratio_verdict(low, high, limit, at_most=True):
     return "met" if low >= limit else "missed" if high < limit else "within noise"
 
 
+def paired_cell(ours, theirs, key, at_most=True):
+    """One table cell: `ours` against `theirs` on `key`, paired by repetition, as the median
+    ratio, its 90 % interval and the target (<= 1.0x, or >= with at_most=False) judged on it;
+    "-" when no repetition pairs up.
+
+    >>> runs = [dict(rep=i, cpu=c) for i, c in enumerate([0.9, 0.8, 0.95, 0.85, 0.9])]
+    >>> paired_cell(runs, [dict(rep=i, cpu=1.0) for i in range(5)], "cpu")
+    '0.90x [0.80, 0.95] met'
+    >>> paired_cell(runs, [], "cpu")
+    '-'
+    """
+    median, low, high = median_interval(paired_ratios(ours, theirs, key))
+    if median is None:
+        return "-"
+    return f"{fmt_interval(median, low, high)} {ratio_verdict(low, high, 1.0, at_most)}"
+
+
 def fmt_interval(median, low, high, digits=2):
     """'0.97x [0.91, 1.02]', or the median alone without an interval.
 
