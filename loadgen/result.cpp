@@ -173,6 +173,15 @@ std::string format_text(const bench_config& c, const bench_result& r) {
             ? fmt::format(", {:.3f} us per connection",
                           *r.server_cpu_s * 1e6 / static_cast<double>(r.connects))
             : "");
+  if (r.server_sleeps && r.messages > 0) {
+    const bool churn = c.mode == bench_mode::churn && r.connects > 0;
+    out += fmt::format(
+        "  server slept {} times (pid {}'s voluntary context switches), {:.3f} per {}\n",
+        *r.server_sleeps, c.server_pid,
+        static_cast<double>(*r.server_sleeps) /
+            static_cast<double>(churn ? r.connects : r.messages),
+        churn ? "connection" : "message");
+  }
   if (r.latency.count() > 0) {
     out += fmt::format("  latency us: min {:.1f}", us(r.latency.min()));
     for (const auto& row : percentiles)
@@ -240,6 +249,17 @@ std::string format_json(const bench_config& c, const bench_result& r) {
                        *r.server_cpu_s * 1e6 / static_cast<double>(r.connects));
   } else {
     out += "\"server_cpu_us_per_conn\":null,";
+  }
+  // Each sleep of the server is a wake-up; on loopback the sender's CPU pays for it.
+  if (r.server_sleeps) {
+    out += fmt::format("\"server_sleeps\":{},", *r.server_sleeps);
+    out +=
+        c.mode == bench_mode::churn && r.connects > 0
+            ? fmt::format("\"server_sleeps_per_conn\":{:.4f},",
+                          static_cast<double>(*r.server_sleeps) / static_cast<double>(r.connects))
+            : "\"server_sleeps_per_conn\":null,";
+  } else {
+    out += "\"server_sleeps\":null,\"server_sleeps_per_conn\":null,";
   }
   out += fmt::format("\"latency_us\":{{\"count\":{},\"min\":{:.3f},\"mean\":{:.3f}",
                      r.latency.count(), us(r.latency.min()), r.latency.mean() / 1000.0);

@@ -36,6 +36,7 @@ struct bench_result {
   // --server-pid: the server tree's CPU time over the window (measured by the parent
   // process only, so not serialized between workers).
   std::optional<double> server_cpu_s;
+  std::optional<std::uint64_t> server_sleeps;  // its voluntary context switches, same window
 
   void count_error(std::string_view kind, std::uint64_t n = 1);
   std::uint64_t error_total() const noexcept;

@@ -22,8 +22,10 @@ void server_cpu_meter::measure(clock::time_point from, clock::time_point to) {
     try {
       if (wake_.wait_until(lock, from, [this] { return finishing_; })) return;
       first_ = inspect::process_tree_cpu_seconds(pid_);
+      first_sleeps_ = inspect::voluntary_switches(pid_);
       wake_.wait_until(lock, to, [this] { return finishing_; });
       last_ = inspect::process_tree_cpu_seconds(pid_);
+      last_sleeps_ = inspect::voluntary_switches(pid_);
     } catch (const std::exception&) {
       first_.reset();  // not measured (reported as null), never the end of the run
     }
@@ -39,6 +41,13 @@ std::optional<double> server_cpu_meter::finish() {
   if (thread_.joinable()) thread_.join();
   if (!first_ || !last_) return std::nullopt;
   return *last_ - *first_;
+}
+
+std::optional<std::uint64_t> server_cpu_meter::sleeps() const {
+  // Threads that ended inside the window took their counts with them: never negative.
+  if (!first_ || !last_ || !first_sleeps_ || !last_sleeps_ || *last_sleeps_ < *first_sleeps_)
+    return std::nullopt;
+  return *last_sleeps_ - *first_sleeps_;
 }
 
 }  // namespace netkit::loadgen

@@ -1,13 +1,15 @@
 // The target server's CPU time over the measured window (`netkit bench --server-pid`):
 // the process and all its descendants (a forking server's children, a prefork pool), so
 // a benchmark script gets server CPU per message from the same window the messages were
-// counted in, without a marker protocol of its own.
+// counted in, without a marker protocol of its own. Also how often the server process
+// slept over that window: on loopback each sleep is a wake-up the client pays for.
 #pragma once
 
 #include <sys/types.h>
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -28,6 +30,9 @@ class server_cpu_meter {
   // The seconds spent between the two readings; a run that ended before `to` is read
   // now. nullopt if the window never began or the server was gone at either reading.
   std::optional<double> finish();
+  // After finish(): the server process's voluntary context switches (its threads' sleeps;
+  // not its children's) between the two readings, nullopt where the CPU time is.
+  std::optional<std::uint64_t> sleeps() const;
   pid_t pid() const noexcept { return pid_; }
 
  private:
@@ -36,6 +41,7 @@ class server_cpu_meter {
   std::condition_variable wake_;
   bool finishing_ = false;
   std::optional<double> first_, last_;
+  std::optional<std::uint64_t> first_sleeps_, last_sleeps_;
   std::thread thread_;
 };
 

@@ -5,8 +5,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <fmt/format.h>
@@ -138,6 +140,19 @@ std::optional<double> tree_cpu(pid_t pid, int depth, bool root) {
 
 std::optional<double> process_tree_cpu_seconds(pid_t root) {
   return tree_cpu(root, 16, true);
+}
+
+std::optional<std::uint64_t> voluntary_switches(pid_t pid) {
+  constexpr std::string_view key = "\nvoluntary_ctxt_switches:";
+  std::optional<std::uint64_t> total;
+  for (const auto& task : tasks_of(pid)) {
+    auto file = read_proc_file(fmt::format("/proc/{}/task/{}/status", pid, task));
+    if (!file) continue;  // a thread that ended: its count went with it
+    auto at = file->find(key);
+    if (at == std::string::npos) continue;
+    total = total.value_or(0) + std::strtoull(file->c_str() + at + key.size(), nullptr, 10);
+  }
+  return total;
 }
 
 }  // namespace netkit::inspect

@@ -151,6 +151,19 @@ TEST(bench_cli, pingpong_window_refills_after_lost_datagrams) {
   EXPECT_LE(stale, lost) << "a late reply matched a newer request: " << r.out;
 }
 
+// A server that accepts but never answers (here: it waits for a newline that raw blocks
+// never carry) leaves every connector waiting: no cycle completes and nothing fails.
+// That silence is an error, not "0 connections/s" with exit status 0.
+TEST(bench_cli, churn_against_a_server_that_never_replies_is_an_error) {
+  fd_leak_guard guard;
+  server_process server({.codec = "line"});
+  auto churn = bench({"churn", "--connect", server.uri(), "--connections", "2", "--duration", "0.3",
+                      "--warmup", "0.1", "--json"});
+  EXPECT_EQ(churn.status.code, 1) << churn.out << churn.err;
+  EXPECT_EQ(json_number(churn.out, "messages"), 0) << churn.out;
+  EXPECT_NE(churn.out.find("\"no_reply\":1"), std::string::npos) << churn.out;
+}
+
 TEST(bench_cli, churn_counts_connections_and_idle_connections_stay_open) {
   fd_leak_guard guard;
   server_process server({.codec = "raw"});
@@ -164,12 +177,19 @@ TEST(bench_cli, churn_counts_connections_and_idle_connections_stay_open) {
   const double cpu = json_number(churn.out, "server_cpu_s");
   EXPECT_NEAR(json_number(churn.out, "server_cpu_us_per_conn"), cpu * 1e6 / connects,
               0.001 * cpu * 1e6 / connects + 0.001);
+  // The server slept between connections (4 connectors cannot keep it busy); per
+  // connection as the CPU is.
+  const double sleeps = json_number(churn.out, "server_sleeps");
+  EXPECT_GT(sleeps, 0) << churn.out;
+  EXPECT_NEAR(json_number(churn.out, "server_sleeps_per_conn"), sleeps / connects,
+              0.001 * sleeps / connects + 0.001);
   // Each cycle connects once and exchanges once; cycles cut by the window's edges differ.
   EXPECT_NEAR(json_number(churn.out, "connects"), json_number(churn.out, "messages"), 4);
   auto idle = bench({"rr", "--connect", server.uri(), "--connections", "2", "--idle", "50",
                      "--duration", "0.3", "--warmup", "0.1", "--json"});
   ASSERT_EQ(idle.status.code, 0) << idle.out << idle.err;
   EXPECT_NE(idle.out.find("\"server_cpu_us_per_conn\":null"), std::string::npos) << idle.out;
+  EXPECT_NE(idle.out.find("\"server_sleeps\":null"), std::string::npos) << idle.out;
   EXPECT_EQ(json_number(idle.out, "idle_established"), 50);
   // When they were all up: the connect phase is timed, in every process.
   EXPECT_GT(json_number(idle.out, "connect_s"), 0);

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <ctime>
+#include <future>
 #include <string>
 #include <thread>
 #include <vector>
@@ -369,6 +370,34 @@ TEST(process_stat, tree_cpu_counts_live_and_reaped_children_once) {
   EXPECT_LT(reaped - live, 0.2) << "counted once, not twice";
   EXPECT_FALSE(read_process_stat(child)) << "gone once reaped";
   EXPECT_FALSE(process_tree_cpu_seconds(child));
+}
+
+// Every wait that blocks is one voluntary context switch: a thread that sleeps 20 times
+// adds at least 20 (other waits of the process may add more), and a gone process has none.
+TEST(process_stat, voluntary_switches_count_each_sleep) {
+  const auto before = voluntary_switches(::getpid());
+  ASSERT_TRUE(before);
+  std::promise<void> slept, may_end;
+  std::thread sleeper([&slept, end = may_end.get_future()] {
+    for (int i = 0; i < 20; ++i)
+      std::this_thread::sleep_for(1ms);
+    slept.set_value();
+    end.wait_for(10s);  // bounded; an ended thread would take its count with it
+  });
+  const bool done = slept.get_future().wait_for(10s) == std::future_status::ready;
+  const auto during = voluntary_switches(::getpid());
+  may_end.set_value();
+  sleeper.join();
+  ASSERT_TRUE(done);
+  ASSERT_TRUE(during);
+  EXPECT_GE(*during - *before, 20u);
+  EXPECT_LT(*during - *before, 2000u) << "a count, not garbage";
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) ::_exit(0);
+  int st = 0;
+  ASSERT_EQ(::waitpid(child, &st, 0), child);
+  EXPECT_FALSE(voluntary_switches(child));
 }
 
 }  // namespace

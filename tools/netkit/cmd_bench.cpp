@@ -180,7 +180,9 @@ void add_bench(CLI::App& app) {
                   "Also measure this server process's CPU time over the measured window, its "
                   "threads and every descendant process included (fork, prefork): reported as "
                   "server CPU per message (server_cpu_us_per_msg in --json), and in churn mode per "
-                  "connection (server_cpu_us_per_conn)")
+                  "connection (server_cpu_us_per_conn); also how often the process slept, its "
+                  "voluntary context switches (server_sleeps; churn: server_sleeps_per_conn): on "
+                  "loopback each is a wake-up the client's CPU pays for")
       ->check(CLI::PositiveNumber);
   cmd->add_flag("--mark-window", args.mark_window,
                 "Write `measuring` to stderr when the measured window opens and `measured` when "

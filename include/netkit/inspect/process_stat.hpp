@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <optional>
 #include <vector>
 
@@ -36,5 +37,11 @@ std::vector<pid_t> children_of(pid_t pid);
 // children spent (a walk that a child's reaping overtook is taken again, so none is missed or
 // counted twice). nullopt if `root` is gone.
 std::optional<double> process_tree_cpu_seconds(pid_t root);
+
+// How many times `pid`'s threads (alive now) went to sleep waiting for something: the sum
+// of their voluntary_ctxt_switches (/proc/PID/task/TID/status). Each is a wake-up somebody
+// paid for; on loopback that is the client, whose send woke the server. nullopt if `pid`
+// is gone.
+std::optional<std::uint64_t> voluntary_switches(pid_t pid);
 
 }  // namespace netkit::inspect
