@@ -2,10 +2,13 @@
 // address, on every backend), sends one request, reads the whole reply, closes and starts
 // again. A cycle's latency runs from the connect call to the reply's last byte. The
 // exchange is done on the bare descriptor: a whole stream_client per cycle would measure
-// the client's set-up more than the server's accept.
+// the client's set-up more than the server's accept. A reply that does not come within
+// --timeout of the connect ends the cycle as a "timeout" error, as silence does in the
+// other closed-loop modes.
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <memory>
 
@@ -28,6 +31,10 @@ class lane final : private io_handler {
   lane(churn_worker& owner, std::size_t index) : owner_(owner), index_(index) {}
   ~lane() { drop(); }
   void start();
+  // Connected before `deadline` and the reply still not whole: a silent server.
+  void fail_if_connected_before(clock::time_point deadline) {
+    if (fd_ && connected_ < deadline) fail("timeout");
+  }
 
  private:
   void on_connected(unique_fd fd);
@@ -41,7 +48,7 @@ class lane final : private io_handler {
   std::unique_ptr<connector> connector_;
   unique_fd fd_;
   watch_id watch_;
-  clock::time_point began_{};
+  clock::time_point began_{}, connected_{};
   std::size_t sent_ = 0, received_ = 0;
 };
 
@@ -56,6 +63,15 @@ class churn_worker final : public worker_base {
         lanes_.push_back(std::make_unique<lane>(*this, plan_.index * plan_.connections + i));
         lanes_.back()->start();
       }
+      // One sweep for every lane, not a timer per cycle: the client's cost per connection
+      // is what the churn figures are read against. A stall is seen within 1.25 timeouts.
+      const auto timeout = config().timeout;
+      const auto period = std::max<clock::duration>(timeout / 4, std::chrono::milliseconds(1));
+      sweep_ = loop().run_every(period, [this, timeout] {
+        const auto deadline = clock::now() - timeout;
+        for (auto& l : lanes_)
+          l->fail_if_connected_before(deadline);
+      });
     });
   }
 
@@ -68,7 +84,13 @@ class churn_worker final : public worker_base {
   }
 
  private:
+  void on_finish() override {
+    if (sweep_) loop().cancel(sweep_);
+    sweep_ = 0;
+  }
+
   std::vector<std::unique_ptr<lane>> lanes_;
+  timer_id sweep_ = 0;
 };
 
 void lane::start() {
@@ -84,6 +106,7 @@ void lane::start() {
 
 void lane::on_connected(unique_fd fd) {
   fd_ = std::move(fd);
+  connected_ = clock::now();
   ++owner_.result().connects;
   watch_ = owner_.loop().watch(fd_.get(), io_read, *this);
   write_some();

@@ -114,7 +114,7 @@ constexpr percentile_row percentiles[] = {{"p50", "p50", 50},
                                           {"p99_9", "p99.9", 99.9},
                                           {"p99_99", "p99.99", 99.99}};
 
-std::string advice(const bench_result& r) {
+std::string advice(const bench_config& c, const bench_result& r) {
   if (r.errors.contains("addr_not_avail"))
     return "ephemeral ports ran out (EADDRNOTAVAIL): spread connections over more source "
            "addresses (--source 127.0.0.1-127.0.0.8), keep connections alive (rr/pingpong "
@@ -125,6 +125,14 @@ std::string advice(const bench_result& r) {
   if (r.errors.contains("no_reply"))
     return "connections were up but nothing came back during the window: does the server "
            "frame messages as --codec says (netkit echo-server's default is line)?";
+  if (c.mode == bench_mode::churn && r.messages == 0 && r.error_total() == 0 && !r.interrupted &&
+      r.seconds > 0)
+    return fmt::format(
+        "not one cycle finished in the window, and none failed: every connector was still "
+        "waiting for its connect or its reply. A window longer than --timeout ({} s) turns a "
+        "silent server into timeout errors; does it frame messages as --codec says (netkit "
+        "echo-server's default is line)?",
+        std::chrono::duration<double>(c.timeout).count());
   return {};
 }
 
@@ -173,14 +181,13 @@ std::string format_text(const bench_config& c, const bench_result& r) {
             ? fmt::format(", {:.3f} us per connection",
                           *r.server_cpu_s * 1e6 / static_cast<double>(r.connects))
             : "");
-  if (r.server_sleeps && r.messages > 0) {
-    const bool churn = c.mode == bench_mode::churn && r.connects > 0;
-    out += fmt::format(
-        "  server slept {} times (pid {}'s voluntary context switches), {:.3f} per {}\n",
-        *r.server_sleeps, c.server_pid,
-        static_cast<double>(*r.server_sleeps) /
-            static_cast<double>(churn ? r.connects : r.messages),
-        churn ? "connection" : "message");
+  if (r.server_sleeps) {
+    out += fmt::format("  server slept {} times (pid {}'s voluntary context switches)",
+                       *r.server_sleeps, c.server_pid);
+    if (c.mode == bench_mode::churn && r.connects > 0)
+      out += fmt::format(", {:.3f} per connection",
+                         static_cast<double>(*r.server_sleeps) / static_cast<double>(r.connects));
+    out += "\n";
   }
   if (r.latency.count() > 0) {
     out += fmt::format("  latency us: min {:.1f}", us(r.latency.min()));
@@ -196,7 +203,7 @@ std::string format_text(const bench_config& c, const bench_result& r) {
       out += fmt::format(" {}={}", kind, n);
     out += "\n";
   }
-  if (auto a = advice(r); !a.empty()) out += "  note: " + a + "\n";
+  if (auto a = advice(c, r); !a.empty()) out += "  note: " + a + "\n";
   if (r.interrupted) out += "  interrupted: partial results\n";
   return out;
 }
@@ -250,7 +257,7 @@ std::string format_json(const bench_config& c, const bench_result& r) {
   } else {
     out += "\"server_cpu_us_per_conn\":null,";
   }
-  // Each sleep of the server is a wake-up; on loopback the sender's CPU pays for it.
+  // Nearly each sleep of the server ends in a wake-up; on loopback the sender's CPU pays.
   if (r.server_sleeps) {
     out += fmt::format("\"server_sleeps\":{},", *r.server_sleeps);
     out +=
@@ -273,7 +280,7 @@ std::string format_json(const bench_config& c, const bench_result& r) {
     first = false;
   }
   out += fmt::format("}},\"errors_total\":{},\"note\":{}}}\n", r.error_total(),
-                     json_string(advice(r)));
+                     json_string(advice(c, r)));
   return out;
 }
 

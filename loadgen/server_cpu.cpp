@@ -44,10 +44,12 @@ std::optional<double> server_cpu_meter::finish() {
 }
 
 std::optional<std::uint64_t> server_cpu_meter::sleeps() const {
-  // Threads that ended inside the window took their counts with them: never negative.
-  if (!first_ || !last_ || !first_sleeps_ || !last_sleeps_ || *last_sleeps_ < *first_sleeps_)
+  // Not measured, rather than too low, where a thread's count went missing.
+  if (!first_ || !last_ || !first_sleeps_ || !last_sleeps_ ||
+      first_sleeps_->threads != last_sleeps_->threads ||
+      last_sleeps_->voluntary < first_sleeps_->voluntary)
     return std::nullopt;
-  return *last_sleeps_ - *first_sleeps_;
+  return last_sleeps_->voluntary - first_sleeps_->voluntary;
 }
 
 }  // namespace netkit::loadgen

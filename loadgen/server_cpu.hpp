@@ -2,7 +2,7 @@
 // the process and all its descendants (a forking server's children, a prefork pool), so
 // a benchmark script gets server CPU per message from the same window the messages were
 // counted in, without a marker protocol of its own. Also how often the server process
-// slept over that window: on loopback each sleep is a wake-up the client pays for.
+// slept over that window: on loopback nearly each sleep is a wake-up the client pays for.
 #pragma once
 
 #include <sys/types.h>
@@ -13,6 +13,8 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+
+#include "netkit/inspect/process_stat.hpp"
 
 namespace netkit::loadgen {
 
@@ -31,7 +33,8 @@ class server_cpu_meter {
   // now. nullopt if the window never began or the server was gone at either reading.
   std::optional<double> finish();
   // After finish(): the server process's voluntary context switches (its threads' sleeps;
-  // not its children's) between the two readings, nullopt where the CPU time is.
+  // not its children's) between the two readings; nullopt where the CPU time is, and
+  // where threads came or went in between (their counts would be missing).
   std::optional<std::uint64_t> sleeps() const;
   pid_t pid() const noexcept { return pid_; }
 
@@ -41,7 +44,7 @@ class server_cpu_meter {
   std::condition_variable wake_;
   bool finishing_ = false;
   std::optional<double> first_, last_;
-  std::optional<std::uint64_t> first_sleeps_, last_sleeps_;
+  std::optional<inspect::switch_count> first_sleeps_, last_sleeps_;
   std::thread thread_;
 };
 

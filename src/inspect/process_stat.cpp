@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <sstream>
@@ -142,17 +143,23 @@ std::optional<double> process_tree_cpu_seconds(pid_t root) {
   return tree_cpu(root, 16, true);
 }
 
-std::optional<std::uint64_t> voluntary_switches(pid_t pid) {
-  constexpr std::string_view key = "\nvoluntary_ctxt_switches:";
-  std::optional<std::uint64_t> total;
+std::optional<switch_count> voluntary_switches(pid_t pid) {
+  constexpr std::string_view name_key = "Name:\t";
+  constexpr std::string_view count_key = "\nvoluntary_ctxt_switches:";
+  std::optional<switch_count> out;
   for (const auto& task : tasks_of(pid)) {
     auto file = read_proc_file(fmt::format("/proc/{}/task/{}/status", pid, task));
-    if (!file) continue;  // a thread that ended: its count went with it
-    auto at = file->find(key);
+    if (!file) continue;  // ended while we looked: as if it had ended before
+    if (file->starts_with(name_key) && file->compare(name_key.size(), 4, "iou-") == 0)
+      continue;  // io_uring's workers: created and ended by the kernel as it needs them
+    auto at = file->find(count_key);
     if (at == std::string::npos) continue;
-    total = total.value_or(0) + std::strtoull(file->c_str() + at + key.size(), nullptr, 10);
+    if (!out) out.emplace();
+    out->voluntary += std::strtoull(file->c_str() + at + count_key.size(), nullptr, 10);
+    out->threads.push_back(static_cast<pid_t>(std::strtol(task.c_str(), nullptr, 10)));
   }
-  return total;
+  if (out) std::sort(out->threads.begin(), out->threads.end());
+  return out;
 }
 
 }  // namespace netkit::inspect

@@ -390,8 +390,10 @@ TEST(process_stat, voluntary_switches_count_each_sleep) {
   sleeper.join();
   ASSERT_TRUE(done);
   ASSERT_TRUE(during);
-  EXPECT_GE(*during - *before, 20u);
-  EXPECT_LT(*during - *before, 2000u) << "a count, not garbage";
+  EXPECT_EQ(during->threads.size(), before->threads.size() + 1) << "the sleeper, alive";
+  ASSERT_GE(during->voluntary, before->voluntary);
+  EXPECT_GE(during->voluntary - before->voluntary, 20u);
+  EXPECT_LT(during->voluntary - before->voluntary, 2000u) << "a count, not garbage";
   pid_t child = ::fork();
   ASSERT_GE(child, 0);
   if (child == 0) ::_exit(0);

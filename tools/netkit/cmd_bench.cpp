@@ -166,7 +166,8 @@ void add_bench(CLI::App& app) {
                   "ephemeral ports");
   cmd->add_option("--timeout", args.timeout,
                   "Seconds: per connect attempt, per datagram reply, and the silence after "
-                  "which a closed-loop stream connection counts as stalled")
+                  "which a closed-loop stream connection counts as stalled (churn: from a "
+                  "cycle's connect to its whole reply); each a \"timeout\" error")
       ->check(CLI::Range(0.001, 3600.0))
       ->capture_default_str();
   cmd->add_flag("--reconnect", args.reconnect,
@@ -180,9 +181,10 @@ void add_bench(CLI::App& app) {
                   "Also measure this server process's CPU time over the measured window, its "
                   "threads and every descendant process included (fork, prefork): reported as "
                   "server CPU per message (server_cpu_us_per_msg in --json), and in churn mode per "
-                  "connection (server_cpu_us_per_conn); also how often the process slept, its "
-                  "voluntary context switches (server_sleeps; churn: server_sleeps_per_conn): on "
-                  "loopback each is a wake-up the client's CPU pays for")
+                  "connection (server_cpu_us_per_conn); also how often that process itself (not "
+                  "its children) slept, its threads' voluntary context switches (server_sleeps; "
+                  "churn: server_sleeps_per_conn; null if threads came or went): on loopback "
+                  "nearly each is a wake-up the client's CPU pays for")
       ->check(CLI::PositiveNumber);
   cmd->add_flag("--mark-window", args.mark_window,
                 "Write `measuring` to stderr when the measured window opens and `measured` when "

@@ -38,10 +38,17 @@ std::vector<pid_t> children_of(pid_t pid);
 // counted twice). nullopt if `root` is gone.
 std::optional<double> process_tree_cpu_seconds(pid_t root);
 
-// How many times `pid`'s threads (alive now) went to sleep waiting for something: the sum
-// of their voluntary_ctxt_switches (/proc/PID/task/TID/status). Each is a wake-up somebody
-// paid for; on loopback that is the client, whose send woke the server. nullopt if `pid`
-// is gone.
-std::optional<std::uint64_t> voluntary_switches(pid_t pid);
+// How many times `pid`'s own threads, alive now, went to sleep waiting for something: the
+// sum of their voluntary_ctxt_switches (/proc/PID/task/TID/status), and which threads
+// those were. Not its children's, and not io_uring's kernel workers (iou-*), which sleep
+// on the kernel's behalf. A thread that ends takes its count with it, so two readings
+// compare only over the same `threads`. Mostly each sleep ended in a wake-up somebody
+// paid for; on loopback, the client whose send woke the server.
+struct switch_count {
+  std::uint64_t voluntary = 0;
+  std::vector<pid_t> threads;  // ascending
+};
+// nullopt if `pid` is gone.
+std::optional<switch_count> voluntary_switches(pid_t pid);
 
 }  // namespace netkit::inspect
