@@ -2,9 +2,9 @@
 // address, on every backend), sends one request, reads the whole reply, closes and starts
 // again. A cycle's latency runs from the connect call to the reply's last byte. The
 // exchange is done on the bare descriptor: a whole stream_client per cycle would measure
-// the client's set-up more than the server's accept. A reply that does not come within
-// --timeout of the connect ends the cycle as a "timeout" error, as silence does in the
-// other closed-loop modes.
+// the client's set-up more than the server's accept. A connection silent for --timeout
+// (nothing sent or received since the connect or the last byte) ends its cycle as a
+// "timeout" error, as silence does in the other closed-loop modes.
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -31,9 +31,12 @@ class lane final : private io_handler {
   lane(churn_worker& owner, std::size_t index) : owner_(owner), index_(index) {}
   ~lane() { drop(); }
   void start();
-  // Connected before `deadline` and the reply still not whole: a silent server.
-  void fail_if_connected_before(clock::time_point deadline) {
-    if (fd_ && connected_ < deadline) fail("timeout");
+  // Connected, and nothing moved since `deadline`: a silent server. Reads first, so that
+  // a reply that came while the client itself was stalled still counts.
+  void fail_if_silent_since(clock::time_point deadline) {
+    if (!fd_ || heard_ >= deadline) return;
+    on_io(io_read);
+    if (fd_ && heard_ < deadline) fail("timeout");
   }
 
  private:
@@ -48,7 +51,7 @@ class lane final : private io_handler {
   std::unique_ptr<connector> connector_;
   unique_fd fd_;
   watch_id watch_;
-  clock::time_point began_{}, connected_{};
+  clock::time_point began_{}, heard_{};  // heard_: the connect, or the last byte moved
   std::size_t sent_ = 0, received_ = 0;
 };
 
@@ -63,14 +66,15 @@ class churn_worker final : public worker_base {
         lanes_.push_back(std::make_unique<lane>(*this, plan_.index * plan_.connections + i));
         lanes_.back()->start();
       }
-      // One sweep for every lane, not a timer per cycle: the client's cost per connection
-      // is what the churn figures are read against. A stall is seen within 1.25 timeouts.
+      // One sweep for every lane, not a timer per cycle (and the loop's turn time, not a
+      // clock read per byte): the client's cost per connection is what the churn figures
+      // are read against. Silence is seen within 1.25 timeouts.
       const auto timeout = config().timeout;
       const auto period = std::max<clock::duration>(timeout / 4, std::chrono::milliseconds(1));
       sweep_ = loop().run_every(period, [this, timeout] {
         const auto deadline = clock::now() - timeout;
         for (auto& l : lanes_)
-          l->fail_if_connected_before(deadline);
+          l->fail_if_silent_since(deadline);
       });
     });
   }
@@ -106,7 +110,7 @@ void lane::start() {
 
 void lane::on_connected(unique_fd fd) {
   fd_ = std::move(fd);
-  connected_ = clock::now();
+  heard_ = owner_.loop().now();
   ++owner_.result().connects;
   watch_ = owner_.loop().watch(fd_.get(), io_read, *this);
   write_some();
@@ -125,6 +129,7 @@ void lane::write_some() {
       return fail(error_kind(errno));
     }
     sent_ += static_cast<std::size_t>(n);
+    heard_ = owner_.loop().now();
     owner_.result().bytes_sent += static_cast<std::uint64_t>(n);
   }
   owner_.loop().modify(watch_, io_read);
@@ -147,6 +152,7 @@ void lane::on_io(std::uint32_t events) {
     }
     if (n == 0) return fail("closed");
     received_ += static_cast<std::size_t>(n);
+    heard_ = owner_.loop().now();
     owner_.result().bytes_received += static_cast<std::uint64_t>(n);
     if (received_ == want) {
       owner_.record(clock::now() - began_);

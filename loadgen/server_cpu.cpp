@@ -1,5 +1,7 @@
 #include "server_cpu.hpp"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "netkit/error.hpp"
@@ -44,9 +46,11 @@ std::optional<double> server_cpu_meter::finish() {
 }
 
 std::optional<std::uint64_t> server_cpu_meter::sleeps() const {
-  // Not measured, rather than too low, where a thread's count went missing.
+  // Not measured, rather than too low, where a thread ended and took its count along (one
+  // that started in the window slept only in it: counted whole).
   if (!first_ || !last_ || !first_sleeps_ || !last_sleeps_ ||
-      first_sleeps_->threads != last_sleeps_->threads ||
+      !std::includes(last_sleeps_->threads.begin(), last_sleeps_->threads.end(),
+                     first_sleeps_->threads.begin(), first_sleeps_->threads.end()) ||
       last_sleeps_->voluntary < first_sleeps_->voluntary)
     return std::nullopt;
   return last_sleeps_->voluntary - first_sleeps_->voluntary;

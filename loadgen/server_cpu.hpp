@@ -34,7 +34,7 @@ class server_cpu_meter {
   std::optional<double> finish();
   // After finish(): the server process's voluntary context switches (its threads' sleeps;
   // not its children's) between the two readings; nullopt where the CPU time is, and
-  // where threads came or went in between (their counts would be missing).
+  // where a thread ended in between (its count would be missing).
   std::optional<std::uint64_t> sleeps() const;
   pid_t pid() const noexcept { return pid_; }
 

@@ -225,9 +225,12 @@ def bench(netkit, mode, target, options, server_pid=None, cpu=None, timeout=60.0
         run = bench_once(netkit, mode, target, options, server_pid, cpu, timeout)
         r = run.result or {}
         again = "measuring again" if attempt == 0 else "twice: reported as is"
-        if run.rc == 0 and r.get("messages") and r.get("server_pid") is not None \
-                and not r.get("server_cpu_s"):
-            log(f"  bench {mode} {target}: the server's CPU read {r.get('server_cpu_s')} s "
+        # Exactly zero: a None (the server gone, the window never opened) is a failure to
+        # report, not to measure again.
+        cpu_reads = [r.get("server_cpu_s") if r.get("server_pid") is not None else None,
+                     run.server_cpu_s]
+        if run.rc == 0 and r.get("messages") and 0.0 in cpu_reads:
+            log(f"  bench {mode} {target}: the server's CPU read 0 s "
                 f"over the {r.get('seconds', 0):.3f} s window ({r.get('messages')} replies), "
                 + again)
             continue

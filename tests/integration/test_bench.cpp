@@ -159,7 +159,7 @@ TEST(bench_cli, churn_against_a_server_that_never_replies_is_reported) {
   fd_leak_guard guard;
   server_process server({.codec = "line"});
   auto stalled = bench({"churn", "--connect", server.uri(), "--connections", "2", "--duration",
-                        "0.6", "--warmup", "0.1", "--timeout", "0.2", "--json"});
+                        "1.0", "--warmup", "0.1", "--timeout", "0.1", "--json"});
   EXPECT_EQ(stalled.status.code, 1) << stalled.out << stalled.err;
   EXPECT_EQ(json_number(stalled.out, "messages"), 0) << stalled.out;
   EXPECT_GT(json_number(stalled.out, "timeout"), 0) << stalled.out;

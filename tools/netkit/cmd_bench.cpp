@@ -177,14 +177,15 @@ void add_bench(CLI::App& app) {
   cmd->add_flag("--json", args.json,
                 "Print one JSON object: every figure (msgs_per_s, mib_per_s, latency_us with "
                 "its percentiles, errors by kind) and the full configuration");
-  cmd->add_option("--server-pid", args.server_pid,
-                  "Also measure this server process's CPU time over the measured window, its "
-                  "threads and every descendant process included (fork, prefork): reported as "
-                  "server CPU per message (server_cpu_us_per_msg in --json), and in churn mode per "
-                  "connection (server_cpu_us_per_conn); also how often that process itself (not "
-                  "its children) slept, its threads' voluntary context switches (server_sleeps; "
-                  "churn: server_sleeps_per_conn; null if threads came or went): on loopback "
-                  "nearly each is a wake-up the client's CPU pays for")
+  cmd->add_option(
+         "--server-pid", args.server_pid,
+         "Also measure this server process's CPU time over the measured window, its "
+         "threads and every descendant process included (fork, prefork): reported as "
+         "server CPU per message (server_cpu_us_per_msg in --json), and in churn mode per "
+         "connection (server_cpu_us_per_conn); also how often that process itself (not "
+         "its children) slept, its threads' voluntary context switches (server_sleeps; "
+         "churn: server_sleeps_per_conn; null if a thread ended in the window): on loopback "
+         "nearly each is a wake-up the client's CPU pays for")
       ->check(CLI::PositiveNumber);
   cmd->add_flag("--mark-window", args.mark_window,
                 "Write `measuring` to stderr when the measured window opens and `measured` when "
