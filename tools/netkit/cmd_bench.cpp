@@ -166,8 +166,8 @@ void add_bench(CLI::App& app) {
                   "ephemeral ports");
   cmd->add_option("--timeout", args.timeout,
                   "Seconds: per connect attempt, per datagram reply, and the silence after "
-                  "which a closed-loop stream connection counts as stalled (churn: from a "
-                  "cycle's connect to its whole reply); each a \"timeout\" error")
+                  "which a closed-loop stream connection counts as stalled (churn too: nothing "
+                  "moved since the connect or the last byte); each a \"timeout\" error")
       ->check(CLI::Range(0.001, 3600.0))
       ->capture_default_str();
   cmd->add_flag("--reconnect", args.reconnect,

@@ -42,8 +42,8 @@ std::optional<double> process_tree_cpu_seconds(pid_t root);
 // sum of their voluntary_ctxt_switches (/proc/PID/task/TID/status), and which threads
 // those were. Not its children's, and not io_uring's kernel workers (iou-*), which sleep
 // on the kernel's behalf. A thread that ends takes its count with it, so two readings
-// compare only if every thread of the first is in the second. Mostly each sleep ended in a wake-up
-// somebody paid for; on loopback, the client whose send woke the server.
+// compare only if every thread of the first is in the second. Nearly each sleep ended in a
+// wake-up somebody paid for; on loopback, the client whose send woke the server.
 struct switch_count {
   std::uint64_t voluntary = 0;
   std::vector<pid_t> threads;  // ascending
