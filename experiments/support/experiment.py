@@ -306,6 +306,80 @@ def user_share(path):
     return user
 
 
+# Where a server's CPU goes outside the kernel's protocol work, by the path a sample's stack
+# took into the kernel; the first that matches, in this order. "io_uring" holds everything
+# under io_uring_enter and its task work, the socket layer of its operations included; the
+# readiness calls and "other system calls" (read, write, send, recv, accept, close: their
+# entry and exit, descriptor lookup and socket layer) split the same work for a readiness
+# server.
+OVERHEAD_PATHS = ("user space", "io_uring", "epoll, poll, select", "other system calls",
+                  "interrupts and the rest of the kernel")
+
+
+def overhead_path(frames, work):
+    """The OVERHEAD_PATHS entry of one perf sample, or None when it lies inside `work` (a
+    set of kernel symbols: the protocol work). `frames`: (symbol, object) from the sampled
+    instruction outwards.
+
+    >>> k = "[kernel.kallsyms]"
+    >>> tcp = {"tcp_sendmsg", "tcp_recvmsg"}
+    >>> overhead_path([("tcp_ack", k), ("tcp_sendmsg", k), ("io_send", k)], tcp) is None
+    True
+    >>> overhead_path([("[unknown]", "/usr/lib/libc.so.6")], tcp)
+    'user space'
+    >>> overhead_path([("fget", k), ("io_file_get_normal", k), ("io_submit_sqes", k),
+    ...                ("do_syscall_64", k)], tcp)
+    'io_uring'
+    >>> overhead_path([("sock_poll", k), ("ep_item_poll", k), ("do_epoll_wait", k),
+    ...                ("do_syscall_64", k)], tcp)
+    'epoll, poll, select'
+    >>> overhead_path([("fdget", k), ("__sys_recvfrom", k), ("do_syscall_64", k)], tcp)
+    'other system calls'
+    >>> overhead_path([("skb_release_data", k), ("net_rx_action", k), ("handle_softirqs", k)],
+    ...               tcp)
+    'interrupts and the rest of the kernel'
+    """
+    if not frames or not frames[0][1].startswith("[kernel"):
+        return "user space"
+    syms = [sym for sym, obj in frames if obj.startswith("[kernel")]
+    if any(sym in work for sym in syms):
+        return None
+    if any("io_uring" in s or s.startswith(("io_", "__io_", "tctx_task_work")) for s in syms):
+        return "io_uring"
+    if any("epoll" in s or s.startswith("ep_") or s in ("do_sys_poll", "do_poll", "do_select",
+                                                        "core_sys_select") for s in syms):
+        return "epoll, poll, select"
+    if any(s.startswith(("do_syscall_64", "entry_SYSCALL")) for s in syms):
+        return "other system calls"
+    return "interrupts and the rest of the kernel"
+
+
+PERF_FRAME_RE = re.compile(r"^\s*[0-9a-f]+\s+(.*?)\s+\(([^()]*)\)\s*$")
+
+
+def overhead_paths(path, work):
+    """{OVERHEAD_PATHS entry: fraction of all samples in `path`}, from `perf script`: the
+    samples outside the kernel symbols `work` (inclusive), split by the path they took."""
+    out = subprocess.run(["perf", "script", "-i", str(path), "-F", "ip,sym,dso"],
+                         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    if out.returncode != 0:
+        raise RuntimeError(f"perf script failed: {out.stderr.strip()[:300]}")
+    counts = dict.fromkeys(OVERHEAD_PATHS, 0)
+    total = 0
+    for sample in out.stdout.split("\n\n"):
+        frames = [(m.group(1), m.group(2)) for m in map(PERF_FRAME_RE.match, sample.splitlines())
+                  if m]
+        if not frames:
+            continue
+        total += 1
+        where = overhead_path(frames, work)
+        if where is not None:
+            counts[where] += 1
+    if total == 0:
+        raise RuntimeError(f"no samples in {path}")
+    return {k: v / total for k, v in counts.items()}
+
+
 def plot(png, title, xlabel, ylabel, series, logx=False, logy=False, style="linespoints",
          xtics=None):
     """series: [(title, [(x, y), ...]), ...] drawn into `png` with gnuplot; `xtics`:
