@@ -3,7 +3,8 @@ stopping netkit servers, running `netkit bench` with a server's CPU time over it
 window, the machine line, gnuplot plots, the verdict line, and writing an experiment's
 section of docs/experiments.md (between its own markers, so experiments can be re-run one
 at a time). scripts/bench-peers and scripts/bench-udp take cpu_ticks, the perf helpers
-(start_perf, finish_perf, kernel_shares) and write_section from here too."""
+(start_perf, finish_perf, kernel_shares, user_share, overhead_paths) and write_section from
+here too."""
 
 import argparse
 import datetime
@@ -248,6 +249,9 @@ def bench(netkit, mode, target, options, server_pid=None, cpu=None, timeout=60.0
 PERF_HZ = 1999
 PERF_LINE_RE = re.compile(r"^\s*([0-9.]+)%\s+([0-9.]+)%\s+\[k\]\s+(\S+)\s*$")
 PERF_DSO_RE = re.compile(r"^\s*([0-9.]+)%\s+(\S.*?)\s*$")
+# One frame of `perf script -F ip,sym,dso`: address, symbol (which may hold parentheses), and
+# the object in parentheses (which cannot).
+PERF_FRAME_RE = re.compile(r"^\s*([0-9a-f]+)\s+(.*?)\s+\(([^()]*)\)\s*$")
 
 
 def start_perf(pid, path):
@@ -308,76 +312,84 @@ def user_share(path):
 
 # Where a server's CPU goes outside the kernel's protocol work, by the path a sample's stack
 # took into the kernel; the first that matches, in this order. "io_uring" holds everything
-# under io_uring_enter and its task work, the socket layer of its operations included; the
-# readiness calls and "other system calls" (read, write, send, recv, accept, close: their
-# entry and exit, descriptor lookup and socket layer) split the same work for a readiness
-# server.
+# under io_uring_enter, its task work and its workers, the socket layer of its operations
+# included; the readiness calls and "other system calls" (read, write, send, recv, accept,
+# close: their entry and exit, descriptor lookup and socket layer) split the same work for a
+# readiness server. An interrupt taken inside a call counts in that call's path: the last
+# holds interrupts taken in user space, page faults and the rest.
 OVERHEAD_PATHS = ("user space", "io_uring", "epoll, poll, select", "other system calls",
                   "interrupts and the rest of the kernel")
+READINESS_CALLS = ("do_sys_poll", "do_poll", "do_select", "core_sys_select")
+SYSCALL_ENTRIES = ("do_syscall_64", "entry_SYSCALL", "el0_svc", "invoke_syscall")
 
 
 def overhead_path(frames, work):
     """The OVERHEAD_PATHS entry of one perf sample, or None when it lies inside `work` (a
-    set of kernel symbols: the protocol work). `frames`: (symbol, object) from the sampled
-    instruction outwards.
+    set of kernel symbols: the protocol work). `frames`: (address, symbol) from the sampled
+    instruction outwards; kernel addresses have the top bit set.
 
-    >>> k = "[kernel.kallsyms]"
+    >>> k = 0xffffffff81000000
     >>> tcp = {"tcp_sendmsg", "tcp_recvmsg"}
-    >>> overhead_path([("tcp_ack", k), ("tcp_sendmsg", k), ("io_send", k)], tcp) is None
+    >>> overhead_path([(k, "tcp_ack"), (k, "tcp_sendmsg"), (k, "io_send")], tcp) is None
     True
-    >>> overhead_path([("[unknown]", "/usr/lib/libc.so.6")], tcp)
+    >>> overhead_path([(0x7f0000001000, "[unknown]")], tcp)
     'user space'
-    >>> overhead_path([("fget", k), ("io_file_get_normal", k), ("io_submit_sqes", k),
-    ...                ("do_syscall_64", k)], tcp)
+    >>> overhead_path([(k, "fget"), (k, "io_submit_sqes"), (k, "__do_sys_io_uring_enter"),
+    ...                (k, "do_syscall_64")], tcp)
     'io_uring'
-    >>> overhead_path([("sock_poll", k), ("ep_item_poll", k), ("do_epoll_wait", k),
-    ...                ("do_syscall_64", k)], tcp)
+    >>> overhead_path([(k, "sock_poll"), (k, "ep_item_poll"), (k, "do_epoll_wait"),
+    ...                (k, "do_syscall_64")], tcp)
     'epoll, poll, select'
-    >>> overhead_path([("fdget", k), ("__sys_recvfrom", k), ("do_syscall_64", k)], tcp)
+    >>> overhead_path([(k, "fdget"), (k, "__sys_recvfrom"), (k, "do_syscall_64")], tcp)
     'other system calls'
-    >>> overhead_path([("skb_release_data", k), ("net_rx_action", k), ("handle_softirqs", k)],
-    ...               tcp)
+    >>> overhead_path([(k, "io_schedule"), (k, "folio_wait_bit"), (k, "filemap_fault")], tcp)
     'interrupts and the rest of the kernel'
     """
-    if not frames or not frames[0][1].startswith("[kernel"):
+    kernel = [sym for addr, sym in frames if addr >= 1 << 63]
+    if not frames or frames[0][0] < 1 << 63:
         return "user space"
-    syms = [sym for sym, obj in frames if obj.startswith("[kernel")]
-    if any(sym in work for sym in syms):
+    if any(sym in work for sym in kernel):
         return None
-    if any("io_uring" in s or s.startswith(("io_", "__io_", "tctx_task_work")) for s in syms):
+    if any("io_uring" in s or s.startswith(("tctx_task_work", "io_wq_", "io_worker"))
+           for s in kernel):
         return "io_uring"
-    if any("epoll" in s or s.startswith("ep_") or s in ("do_sys_poll", "do_poll", "do_select",
-                                                        "core_sys_select") for s in syms):
+    if any("epoll" in s or s.startswith("ep_") or s in READINESS_CALLS for s in kernel):
         return "epoll, poll, select"
-    if any(s.startswith(("do_syscall_64", "entry_SYSCALL")) for s in syms):
+    if any(s.startswith(SYSCALL_ENTRIES) for s in kernel):
         return "other system calls"
     return "interrupts and the rest of the kernel"
 
 
-PERF_FRAME_RE = re.compile(r"^\s*[0-9a-f]+\s+(.*?)\s+\(([^()]*)\)\s*$")
-
-
 def overhead_paths(path, work):
-    """{OVERHEAD_PATHS entry: fraction of all samples in `path`}, from `perf script`: the
-    samples outside the kernel symbols `work` (inclusive), split by the path they took."""
-    out = subprocess.run(["perf", "script", "-i", str(path), "-F", "ip,sym,dso"],
+    """(fraction of the samples in `path` inside the kernel symbols `work`, inclusive;
+    {OVERHEAD_PATHS entry: fraction} for the rest, split by the path each took), from one
+    `perf script` pass, each sample weighted by its period as `perf report` weighs it."""
+    out = subprocess.run(["perf", "script", "-i", str(path), "--no-inline",
+                          "-F", "period,ip,sym,dso"],
                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
     if out.returncode != 0:
         raise RuntimeError(f"perf script failed: {out.stderr.strip()[:300]}")
-    counts = dict.fromkeys(OVERHEAD_PATHS, 0)
-    total = 0
+    weights = dict.fromkeys(OVERHEAD_PATHS, 0)
+    inside = total = 0
     for sample in out.stdout.split("\n\n"):
-        frames = [(m.group(1), m.group(2)) for m in map(PERF_FRAME_RE.match, sample.splitlines())
-                  if m]
-        if not frames:
+        period, frames = None, []
+        for line in sample.splitlines():
+            m = PERF_FRAME_RE.match(line)
+            if m:
+                frames.append((int(m.group(1), 16), m.group(2)))
+            elif line.strip().isdigit() and period is None:
+                period = int(line)
+        if not frames or not period:
             continue
-        total += 1
+        total += period
         where = overhead_path(frames, work)
-        if where is not None:
-            counts[where] += 1
+        if where is None:
+            inside += period
+        else:
+            weights[where] += period
     if total == 0:
         raise RuntimeError(f"no samples in {path}")
-    return {k: v / total for k, v in counts.items()}
+    return inside / total, {k: v / total for k, v in weights.items()}
 
 
 def plot(png, title, xlabel, ylabel, series, logx=False, logy=False, style="linespoints",
