@@ -3,8 +3,7 @@ stopping netkit servers, running `netkit bench` with a server's CPU time over it
 window, the machine line, gnuplot plots, the verdict line, and writing an experiment's
 section of docs/experiments.md (between its own markers, so experiments can be re-run one
 at a time). scripts/bench-peers and scripts/bench-udp take cpu_ticks, the perf helpers
-(start_perf, finish_perf, kernel_shares, user_share, overhead_paths) and write_section from
-here too."""
+(start_perf, finish_perf, kernel_shares, overhead_paths) and write_section from here too."""
 
 import argparse
 import datetime
@@ -248,7 +247,6 @@ def bench(netkit, mode, target, options, server_pid=None, cpu=None, timeout=60.0
 # read the kernel's own protocol work per message from.
 PERF_HZ = 1999
 PERF_LINE_RE = re.compile(r"^\s*([0-9.]+)%\s+([0-9.]+)%\s+\[k\]\s+(\S+)\s*$")
-PERF_DSO_RE = re.compile(r"^\s*([0-9.]+)%\s+(\S.*?)\s*$")
 # One frame of `perf script -F ip,sym,dso`: address, symbol (which may hold parentheses), and
 # the object in parentheses (which cannot).
 PERF_FRAME_RE = re.compile(r"^\s*([0-9a-f]+)\s+(.*?)\s+\(([^()]*)\)\s*$")
@@ -296,18 +294,6 @@ def kernel_shares(path, symbols):
         if m and m.group(3) in symbols:
             shares[m.group(3)] = float(m.group(1)) / 100
     return shares
-
-
-def user_share(path):
-    """Fraction of the samples in `path` taken in user space (any object but the kernel's),
-    from `perf report --no-children --sort dso`: what a server's own code costs, whatever
-    it calls, against the kernel work it asks for."""
-    user = 0.0
-    for line in perf_report(path, "--no-children", "dso"):
-        m = PERF_DSO_RE.match(line)
-        if m and not m.group(2).startswith("[kernel"):
-            user += float(m.group(1)) / 100
-    return user
 
 
 # Where a server's CPU goes outside the kernel's protocol work, by the path a sample's stack
