@@ -443,7 +443,7 @@ TEST_P(multi_reactor_test, dispatch_hands_connections_round_robin_to_every_loop)
     // A sanitizer starts a helper thread of its own with the first thread: have that
     // happen before the count.
     std::thread([] {}).join();
-    auto threads_before = thread_count(::getpid());
+    auto threads_before = settled_thread_count(::getpid());
     close_ledger ledger;
     stream_handler h;
     h.on_connect = [&](connection& c) { ledger.on_connect(c); };
@@ -459,7 +459,9 @@ TEST_P(multi_reactor_test, dispatch_hands_connections_round_robin_to_every_loop)
                        options, h);
       ASSERT_EQ(mr.size(), reactors);
       EXPECT_EQ(mr.strategy(), accept_strategy::dispatch);
-      EXPECT_EQ(thread_count(::getpid()), threads_before + reactors + 1);
+      EXPECT_TRUE(wait_for_thread_count(::getpid(), threads_before + reactors + 1,
+                                        deadline_after(stretch(2s))))
+          << thread_count(::getpid()) << " threads, " << threads_before << " before";
       tag_reactors(mr);
       std::mt19937_64 rng(11);
       for (std::size_t i = 0; i < reactors * per_reactor; ++i) {
@@ -475,7 +477,9 @@ TEST_P(multi_reactor_test, dispatch_hands_connections_round_robin_to_every_loop)
       mr.stop();
       mr.join();
       EXPECT_EQ(mr.totals().accepted, reactors * per_reactor);
-      EXPECT_EQ(thread_count(::getpid()), threads_before) << "a thread outlived join()";
+      EXPECT_TRUE(wait_for_thread_count(::getpid(), threads_before, deadline_after(stretch(2s))))
+          << "a thread outlived join(): " << thread_count(::getpid()) << " threads, "
+          << threads_before << " before";
     }
     EXPECT_EQ(ledger.problems(), "");
   }
