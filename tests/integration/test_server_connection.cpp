@@ -131,9 +131,14 @@ TEST_P(connection_test, ten_thousand_connect_close_cycles_return_to_baseline) {
     auto fd = connect_client(server.local());
     if (i % 2 == 1) send_all(fd.get(), "bye\n");
   };
+  const auto idle_fds = server.sample().fds;
   for (int i = 0; i < 200; ++i)
     cycle(i);  // warm-up: slot tables and allocator reach their steady state
-  std::this_thread::sleep_for(100ms);
+  // The baseline is taken once the server has closed every warm-up connection (a fixed
+  // sleep left some open on a loaded machine, and every later wait then spun to its bound).
+  ASSERT_TRUE(
+      eventually([&] { return server.sample().fds == idle_fds; }, deadline_after(stretch(10s))))
+      << "descriptors: " << server.sample().fds << ", idle: " << idle_fds;
   auto base = server.sample();
   // Every 100 cycles, wait (bounded) until the server has closed them all: how far a busy
   // server falls behind would otherwise set how many connections are open at once, and

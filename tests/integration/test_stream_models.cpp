@@ -70,16 +70,6 @@ void expect_clean_stop(server_process& server) {
   }
 }
 
-// Polls `done` every 10 ms until it holds or `until`; returns its last answer.
-template <typename Check>
-bool eventually(Check done, deadline until) {
-  for (;;) {
-    if (done()) return true;
-    if (clock::now() >= until) return false;
-    std::this_thread::sleep_for(10ms);
-  }
-}
-
 using model_codec = std::tuple<std::string, std::string>;
 
 class stream_model_codec_test : public testing::TestWithParam<model_codec> {

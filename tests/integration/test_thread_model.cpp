@@ -113,7 +113,9 @@ TEST(thread_model, sigterm_joins_every_thread_even_one_blocked_writing) {
     if (::send(hog.get(), junk.data(), junk.size(), MSG_NOSIGNAL) < 0)
       std::this_thread::sleep_for(5ms);
   }
-  EXPECT_EQ(connection_threads(server), 2);
+  // Nothing above waits for the server to accept the hog: its thread may come late.
+  EXPECT_TRUE(threads_become(server, 2, deadline_after(stretch(5s))))
+      << connection_threads(server) << " connection threads";
   auto start = clock::now();
   expect_clean_stop(server);
   EXPECT_LT(clock::now() - start, stretch(3s));

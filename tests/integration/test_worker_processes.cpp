@@ -170,10 +170,11 @@ TEST(worker_processes, a_killed_worker_is_replaced_and_logged_and_the_server_sti
   EXPECT_EQ(zombie_children(server.pid()), 0);
   auto now = children_of(server.pid());
   pid_t replacement = now[0] == workers[1] ? now[1] : now[0];
-  EXPECT_NE(server.log().find(fmt::format("worker {} was killed by signal 9; started worker {} "
-                                          "in its place",
-                                          workers[0], replacement)),
-            std::string::npos)
+  // The parent logs after the fork that made the replacement visible: poll for the line.
+  auto replaced = fmt::format("worker {} was killed by signal 9; started worker {} in its place",
+                              workers[0], replacement);
+  EXPECT_TRUE(eventually([&] { return server.log().find(replaced) != std::string::npos; },
+                         deadline_after(stretch(5s))))
       << server.log();
   EXPECT_EQ(exact_echo_problems(server.local(), 40, 9), "");
   // The replacement serves too (it holds the dead worker's listener).

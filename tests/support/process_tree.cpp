@@ -67,26 +67,12 @@ std::size_t thread_count(pid_t pid) {
   return proc_entries(pid, "task").size();
 }
 
-bool wait_for_thread_count(pid_t pid, std::size_t n, deadline until) {
-  for (;;) {
-    if (thread_count(pid) == n) return true;
-    if (clock::now() >= until) return false;
-    std::this_thread::sleep_for(5ms);
-  }
-}
-
-std::size_t settled_thread_count(pid_t pid) {
-  auto until = clock::now() + 2s;
-  auto count = thread_count(pid);
-  auto since = clock::now();
-  while (clock::now() - since < 50ms && clock::now() < until) {
-    std::this_thread::sleep_for(5ms);
-    if (auto now = thread_count(pid); now != count) {
-      count = now;
-      since = clock::now();
-    }
-  }
-  return count;
+std::vector<pid_t> thread_ids(pid_t pid) {
+  std::vector<pid_t> ids;
+  for (const auto& task : proc_entries(pid, "task"))
+    ids.push_back(std::stoi(task));
+  std::sort(ids.begin(), ids.end());
+  return ids;
 }
 
 std::size_t thread_count(pid_t pid, std::string_view name) {

@@ -28,13 +28,10 @@ bool wait_for_workers(pid_t pid, std::size_t n, const std::vector<pid_t>& gone, 
 std::size_t thread_count(pid_t pid);
 // Threads of `pid` whose name (comm) is `name`.
 std::size_t thread_count(pid_t pid, std::string_view name);
-// pthread_join returns once the kernel clears the thread's tid, which is before the
-// exiting task leaves /proc/PID/task: a count taken right after a join may still see it.
-// Polls until `pid` has exactly `n` threads; false if it still has not at `until`.
-bool wait_for_thread_count(pid_t pid, std::size_t n, deadline until);
-// The thread count once it has held still for 50 ms (at most 2 s of polling), so that
-// threads joined just before are no longer counted.
-std::size_t settled_thread_count(pid_t pid);
+// Thread ids of `pid` (the names in /proc/PID/task), sorted. pthread_join returns once
+// the kernel clears the thread's tid, before the exiting task leaves /proc/PID/task: to
+// check that threads started and ended, compare ids taken before them, never counts.
+std::vector<pid_t> thread_ids(pid_t pid);
 
 // Descriptors of `pid` that are sockets (links "socket:[inode]" in /proc/PID/fd).
 std::size_t socket_count(pid_t pid);

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <thread>
 
 namespace netkit::test {
 
@@ -30,6 +31,17 @@ inline constexpr std::size_t scaled(std::size_t release, std::size_t sanitized) 
 // Time budgets stretch under sanitizers (ctest timeouts are multiplied the same way).
 inline constexpr clock::duration stretch(clock::duration d) {
   return sanitized_build ? d * 3 : d;
+}
+
+// Polls `done` every 10 ms until it holds or `until`; returns its last answer. For
+// anything the kernel or another process does after the event the test waits on.
+template <typename Check>
+bool eventually(Check done, deadline until) {
+  for (;;) {
+    if (done()) return true;
+    if (clock::now() >= until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
 }
 
 }  // namespace netkit::test

@@ -411,7 +411,11 @@ TEST(DatagramBatch, RefusedRunIsRetriedOneReplyAtATime) {
     const auto nowhere = local_endpoint(gone.get(), transport::udp);
     gone.reset();
     ASSERT_TRUE(send_datagram(c.server.get(), tagged(9, 0, 10), &nowhere).ok());
-    std::this_thread::sleep_for(20ms);
+    // Wait for the error itself (POLLERR needs no request), not a fixed pause: arriving
+    // after the first run it would split a later one and change the count.
+    pollfd error{c.server.get(), 0, 0};
+    ASSERT_EQ(::poll(&error, 1, 5000), 1) << "no ICMP error reached the server's socket";
+    ASSERT_TRUE(error.revents & POLLERR) << error.revents;
   });
   EXPECT_EQ(c.batch.segmentation(), udp_segmentation::several_receivers);
   // The first run went alone (6 replies), the later runs still coalesced.

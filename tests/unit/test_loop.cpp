@@ -20,6 +20,7 @@
 #include "netkit/process.hpp"
 #include "support/backend_params.hpp"
 #include "support/fd_leak_guard.hpp"
+#include "support/test_env.hpp"
 
 namespace netkit {
 namespace {
@@ -340,7 +341,10 @@ TEST_P(loop_test, busy_poll_serves_an_event_inside_its_window_without_sleeping) 
   EXPECT_EQ(h.calls, 1);
   EXPECT_EQ(loop.busy_poll_hits(), 1u);
   EXPECT_EQ(loop.blocking_waits(), blocked_before);
-  EXPECT_EQ(switches_after, switches_before) << "the loop thread slept";
+  // A sanitizer's runtime takes locks of its own that the writer thread may hold for a
+  // moment (a wait on one is a voluntary switch too); the loop itself must never sleep.
+  EXPECT_LE(switches_after - switches_before, test::sanitized_build ? 2 : 0)
+      << "the loop thread slept";
 }
 
 TEST_P(loop_test, busy_poll_never_delays_a_timer) {
