@@ -13,12 +13,10 @@
 //    and (dispatch) unix://; reuseport on unix:// refused with a clear message.
 #include <sys/socket.h>
 
-#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <future>
-#include <iterator>
 #include <map>
 #include <mutex>
 #include <set>
@@ -447,13 +445,6 @@ TEST_P(multi_reactor_test, dispatch_hands_connections_round_robin_to_every_loop)
     // happen before the threads are listed.
     std::thread([] {}).join();
     const auto threads_before = thread_ids(::getpid());
-    auto started_threads = [&] {
-      std::vector<pid_t> started;
-      auto now = thread_ids(::getpid());
-      std::set_difference(now.begin(), now.end(), threads_before.begin(), threads_before.end(),
-                          std::back_inserter(started));
-      return started;
-    };
     close_ledger ledger;
     stream_handler h;
     h.on_connect = [&](connection& c) { ledger.on_connect(c); };
@@ -469,7 +460,7 @@ TEST_P(multi_reactor_test, dispatch_hands_connections_round_robin_to_every_loop)
                        options, h);
       ASSERT_EQ(mr.size(), reactors);
       EXPECT_EQ(mr.strategy(), accept_strategy::dispatch);
-      const auto ours = started_threads();
+      const auto ours = threads_started_since(::getpid(), threads_before);
       EXPECT_EQ(ours.size(), reactors + 1) << "threads started: 4 loops and the acceptor";
       tag_reactors(mr);
       std::mt19937_64 rng(11);
@@ -486,16 +477,11 @@ TEST_P(multi_reactor_test, dispatch_hands_connections_round_robin_to_every_loop)
       mr.stop();
       mr.join();
       EXPECT_EQ(mr.totals().accepted, reactors * per_reactor);
-      auto outlived = [&] {
-        std::vector<pid_t> alive;
-        auto now = thread_ids(::getpid());
-        std::set_intersection(now.begin(), now.end(), ours.begin(), ours.end(),
-                              std::back_inserter(alive));
-        return alive;
-      };
       // A joined thread may still be listed for a moment while the kernel finishes its exit.
-      EXPECT_TRUE(eventually([&] { return outlived().empty(); }, deadline_after(stretch(2s))))
-          << "threads outlived join(): " << fmt::format("{}", fmt::join(outlived(), ", "));
+      EXPECT_TRUE(eventually([&] { return threads_still_alive(::getpid(), ours).empty(); },
+                             deadline_after(stretch(2s))))
+          << "threads outlived join(): "
+          << fmt::format("{}", fmt::join(threads_still_alive(::getpid(), ours), ", "));
     }
     EXPECT_EQ(ledger.problems(), "");
   }
