@@ -272,11 +272,13 @@ void uring_backend::wait(int timeout_ms, std::vector<ready_event>& out) {
     timeout_ms = 0;
   }
   submit_and_wait(timeout_ms);
+  stamp_turn_clock();
   reap(out);
 }
 
 void uring_backend::run_completions(int timeout_ms) {
   submit_and_wait(timeout_ms);
+  stamp_turn_clock();
   reap(held_);
 }
 

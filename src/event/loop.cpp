@@ -44,6 +44,7 @@ event_loop::event_loop(std::string_view backend_name) : event_loop(make_backend(
 event_loop::event_loop(std::unique_ptr<backend> b)
     : backend_(std::move(b)), edge_triggered_(backend_->edge_triggered()), now_(clock::now()) {
   ready_.reserve(256);
+  backend_->share_turn_clock(&now_);
   waker_ = std::make_unique<waker>(*this);
 }
 
@@ -252,7 +253,7 @@ void event_loop::run_once(std::chrono::milliseconds timeout) {
     loop_thread_.store(self, std::memory_order_relaxed);
   ready_.clear();
   wait_for_events(timeout);
-  now_ = clock::now();
+  if (!backend_->completion_based()) now_ = clock::now();  // a completion backend stamped it
   ++turns_;
   again_swap_.clear();
   again_swap_.swap(again_);

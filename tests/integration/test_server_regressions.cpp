@@ -112,7 +112,7 @@ TEST_P(server_regression, protocol_error_never_leaks_replies_to_another_connecti
   send_all(bad.get(), std::as_bytes(std::span(bad_bytes)));
   std::this_thread::sleep_for(20ms);
   // The server reads "BAD", echoes it to the batch, then hits the bad header; turns until
-  // it has (bounded), as loopback delivery may lag on a loaded machine.
+  // it has (bounded): a completion backend may report the read a turn later.
   for (int i = 0; i < 200 && server_->stats().protocol_errors == 0; ++i)
     turns(1);
   ASSERT_EQ(server_->stats().protocol_errors, 1u);

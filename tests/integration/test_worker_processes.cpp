@@ -175,6 +175,7 @@ TEST(worker_processes, a_killed_worker_is_replaced_and_logged_and_the_server_sti
                               workers[0], replacement);
   EXPECT_TRUE(eventually([&] { return server.log().find(replaced) != std::string::npos; },
                          deadline_after(stretch(5s))))
+      << "want: " << replaced << "\n"
       << server.log();
   EXPECT_EQ(exact_echo_problems(server.local(), 40, 9), "");
   // The replacement serves too (it holds the dead worker's listener).

@@ -75,21 +75,11 @@ std::vector<pid_t> thread_ids(pid_t pid) {
   return ids;
 }
 
-namespace {
-std::vector<pid_t> threads_listed(pid_t pid, const std::vector<pid_t>& ids, bool listed) {
-  std::vector<pid_t> out;
-  for (pid_t id : thread_ids(pid))
-    if (std::binary_search(ids.begin(), ids.end(), id) == listed) out.push_back(id);
-  return out;
-}
-}  // namespace
-
 std::vector<pid_t> threads_started_since(pid_t pid, const std::vector<pid_t>& before) {
-  return threads_listed(pid, before, false);
-}
-
-std::vector<pid_t> threads_still_alive(pid_t pid, const std::vector<pid_t>& ids) {
-  return threads_listed(pid, ids, true);
+  std::vector<pid_t> started;
+  for (pid_t id : thread_ids(pid))
+    if (!std::binary_search(before.begin(), before.end(), id)) started.push_back(id);
+  return started;
 }
 
 std::size_t thread_count(pid_t pid, std::string_view name) {

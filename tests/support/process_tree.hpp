@@ -32,10 +32,9 @@ std::size_t thread_count(pid_t pid, std::string_view name);
 // the kernel clears the thread's tid, before the exiting task leaves /proc/PID/task: to
 // check that threads started and ended, compare ids taken before them, never counts.
 std::vector<pid_t> thread_ids(pid_t pid);
-// Threads of `pid` now that are not in `before` (sorted, as thread_ids gives it).
+// Threads of `pid` now that are not in `before`, which must be sorted (thread_ids gives
+// it so).
 std::vector<pid_t> threads_started_since(pid_t pid, const std::vector<pid_t>& before);
-// Threads of `pid` now that are in `ids` (sorted).
-std::vector<pid_t> threads_still_alive(pid_t pid, const std::vector<pid_t>& ids);
 
 // Descriptors of `pid` that are sockets (links "socket:[inode]" in /proc/PID/fd).
 std::size_t socket_count(pid_t pid);

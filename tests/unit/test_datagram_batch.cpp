@@ -20,6 +20,7 @@
 #include "netkit/socket.hpp"
 #include "support/dgram_server_child.hpp"
 #include "support/fd_leak_guard.hpp"
+#include "support/test_env.hpp"
 #include "udp_echo.hpp"
 
 namespace netkit {
@@ -414,7 +415,9 @@ TEST(DatagramBatch, RefusedRunIsRetriedOneReplyAtATime) {
     // Wait for the error itself (POLLERR needs no request), not a fixed pause: arriving
     // after the first run it would split a later one and change the count.
     pollfd error{c.server.get(), 0, 0};
-    ASSERT_EQ(::poll(&error, 1, 5000), 1) << "no ICMP error reached the server's socket";
+    const auto within = std::chrono::duration_cast<std::chrono::milliseconds>(test::stretch(5s));
+    ASSERT_EQ(::poll(&error, 1, static_cast<int>(within.count())), 1)
+        << "no ICMP error reached the server's socket";
     ASSERT_TRUE(error.revents & POLLERR) << error.revents;
   });
   EXPECT_EQ(c.batch.segmentation(), udp_segmentation::several_receivers);

@@ -2,6 +2,7 @@
 // (select, poll, epoll LT, epoll ET, io_uring), chosen at run time by name.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -46,6 +47,19 @@ class backend {
   // Completion backends (io_uring) own I/O operations as well as readiness: the library
   // then drives connections with submitted operations instead of readiness reports.
   virtual bool completion_based() const noexcept { return false; }
+
+  // The loop's time of the turn (event_loop::now()). A completion backend runs handlers
+  // inside wait(), before the loop gets back to read the clock: it stamps this first, so
+  // a handler sees when its completion arrived, not when the loop last woke.
+  void share_turn_clock(std::chrono::steady_clock::time_point* now) noexcept { turn_clock_ = now; }
+
+ protected:
+  void stamp_turn_clock() noexcept {
+    if (turn_clock_) *turn_clock_ = std::chrono::steady_clock::now();
+  }
+
+ private:
+  std::chrono::steady_clock::time_point* turn_clock_ = nullptr;
 };
 
 struct backend_info {
