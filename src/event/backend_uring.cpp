@@ -230,39 +230,45 @@ void uring_backend::submit_and_wait(int timeout_ms) {
 void uring_backend::reap(std::vector<ready_event>& out) {
   io_uring_cqe* cqes[peek_batch];
   unsigned total = 0;
-  while (total < completions_per_wait) {
+  bool more = true;
+  for (;;) {
+    while (next_ < batch_.size())
+      dispatch(batch_[next_++], out);
+    if (!more || total >= completions_per_wait) break;
     unsigned n = io_uring_peek_batch_cqe(&ring_, cqes, peek_batch);
     if (n == 0) break;
     // Copy, then release the slots at once: handlers may submit (and the kernel may
     // post) while this batch is dispatched.
     batch_.clear();
+    next_ = 0;
     for (unsigned i = 0; i < n; ++i)
       batch_.push_back({cqes[i]->user_data, cqes[i]->res, cqes[i]->flags});
     io_uring_cq_advance(&ring_, n);
     total += n;
-    for (const auto& c : batch_) {
-      if ((c.user_data & 7) != poll_tag) {
-        auto* handler = reinterpret_cast<completion_handler*>(c.user_data & ~std::uint64_t{7});
-        if (handler)
-          handler->on_completion(static_cast<unsigned>(c.user_data & 7), c.result, c.flags);
-        continue;
-      }
-      auto fd = static_cast<int>(c.user_data >> 32);
-      auto serial = static_cast<std::uint32_t>(c.user_data >> 3) & serial_mask;
-      if (static_cast<std::size_t>(fd) >= watches_.size()) continue;
-      auto& w = watches_[fd];
-      if (!w.active || (w.serial & serial_mask) != serial) continue;  // stale
-      if (c.result < 0) {
-        // The request ended in error (e.g. EBADF): report it once, do not re-arm.
-        w.interest = 0;
-        out.push_back({w.token, io_hangup | io_read | io_write});
-        continue;
-      }
-      out.push_back({w.token, from_poll_mask(static_cast<unsigned>(c.result))});
-      if (!(c.flags & IORING_CQE_F_MORE)) arm(fd, w);  // the kernel ended the multishot
-    }
-    if (n < peek_batch) break;
+    more = n == peek_batch;
   }
+}
+
+// `c` by value: the handler may refill batch_, where it came from.
+void uring_backend::dispatch(completion c, std::vector<ready_event>& out) {
+  if ((c.user_data & 7) != poll_tag) {
+    auto* handler = reinterpret_cast<completion_handler*>(c.user_data & ~std::uint64_t{7});
+    if (handler) handler->on_completion(static_cast<unsigned>(c.user_data & 7), c.result, c.flags);
+    return;
+  }
+  auto fd = static_cast<int>(c.user_data >> 32);
+  auto serial = static_cast<std::uint32_t>(c.user_data >> 3) & serial_mask;
+  if (static_cast<std::size_t>(fd) >= watches_.size()) return;
+  auto& w = watches_[fd];
+  if (!w.active || (w.serial & serial_mask) != serial) return;  // stale
+  if (c.result < 0) {
+    // The request ended in error (e.g. EBADF): report it once, do not re-arm.
+    w.interest = 0;
+    out.push_back({w.token, io_hangup | io_read | io_write});
+    return;
+  }
+  out.push_back({w.token, from_poll_mask(static_cast<unsigned>(c.result))});
+  if (!(c.flags & IORING_CQE_F_MORE)) arm(fd, w);  // the kernel ended the multishot
 }
 
 void uring_backend::wait(int timeout_ms, std::vector<ready_event>& out) {

@@ -104,7 +104,13 @@ class uring_backend final : public backend {
     int result;
     std::uint32_t flags;
   };
+  // Completions taken off the queue and not yet dispatched: batch_[next_] onwards. A
+  // handler may reap again (destroying a client or server waits for its operations'
+  // completions): that inner reap dispatches the rest of this batch first, in order, and
+  // the outer one then finds nothing left of it.
   std::vector<completion> batch_;
+  std::size_t next_ = 0;
+  void dispatch(completion c, std::vector<ready_event>& out);
 };
 
 // The loop's backend as io_uring, or nullptr for a readiness backend.

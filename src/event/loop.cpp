@@ -44,12 +44,13 @@ event_loop::event_loop(std::string_view backend_name) : event_loop(make_backend(
 event_loop::event_loop(std::unique_ptr<backend> b)
     : backend_(std::move(b)), edge_triggered_(backend_->edge_triggered()), now_(clock::now()) {
   ready_.reserve(256);
-  backend_->share_turn_clock(&now_);
+  backend_->turn_clock_ = &now_;
   waker_ = std::make_unique<waker>(*this);
 }
 
 event_loop::~event_loop() {
   clear_stop_wake_fd(waker_->fd());
+  backend_->turn_clock_ = nullptr;  // the backend outlives now_ (it may still reap)
 }
 
 watch_id event_loop::watch(int fd, std::uint32_t interest, io_handler& handler) {

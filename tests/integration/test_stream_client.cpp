@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,8 +31,6 @@ namespace netkit::test {
 namespace {
 
 using namespace std::chrono_literals;
-
-// Runs `loop` until `done()` or the deadline; false on the deadline.
 
 // A TCP port on 127.0.0.1 that nobody listens on (bound, then closed).
 endpoint closed_tcp_port() {
@@ -498,6 +497,63 @@ TEST_P(client_test, many_connections_on_one_client) {
   client->for_each([&](connection&) { ++walked; });
   EXPECT_EQ(walked, n);
   client.reset();  // closes every connection
+  ASSERT_TRUE(run_until(p.loop, [&] { return p.server->stats().open == 0; }));
+}
+
+// A client destroyed from another client's callback on the same loop. On io_uring that
+// callback runs while the loop walks a batch of completions, and the destructor waits for
+// its own operations' completions, some of them in that very batch: each is delivered
+// once, none is lost (a lost one made the destructor wait out its 5 s bound), and the
+// destroyed client's handler is never called again.
+TEST_P(client_test, a_client_destroyed_from_another_clients_callback_ends_at_once) {
+  fd_leak_guard guard;
+  echo_pair p(GetParam());
+  client_options co;
+  co.codec = codec_spec::parse("line");
+  const std::size_t per_client = 20;
+  const std::size_t a_limit = scaled(4000, 1000);
+  std::size_t a_echoes = 0;
+  std::size_t b_echoes = 0;
+  std::size_t b_calls_after = 0;
+  bool b_gone = false;
+  std::unique_ptr<stream_client> b;
+  std::optional<clock::duration> destroy_took;
+  // Both clients ping-pong on every connection, so their completions share batches.
+  stream_handler hb;
+  hb.on_connect = [](connection& c) { c.send(std::string_view("b")); };
+  hb.on_message = [&](connection& c, std::span<const std::byte> m) {
+    b_calls_after += b_gone;
+    ++b_echoes;
+    c.send(m);
+  };
+  hb.on_close = [&](connection&, close_reason) { b_calls_after += b_gone; };
+  stream_handler ha;
+  ha.on_connect = [](connection& c) { c.send(std::string_view("a")); };
+  ha.on_message = [&](connection& c, std::span<const std::byte> m) {
+    ++a_echoes;
+    if (!b_gone && b_echoes >= per_client * 10) {
+      auto start = clock::now();
+      b.reset();
+      destroy_took = clock::now() - start;
+      b_gone = true;
+    }
+    if (a_echoes < a_limit) c.send(m);
+  };
+  auto a = make_stream_client(p.loop, co, ha);
+  b = make_stream_client(p.loop, co, hb);
+  for (std::size_t i = 0; i < per_client; ++i) {
+    a->connect(p.server->local());
+    b->connect(p.server->local());
+  }
+  ASSERT_TRUE(run_until(
+      p.loop, [&] { return a_echoes >= a_limit; }, stretch(30s)))
+      << a_echoes << " echoes to a, " << b_echoes << " to b, b destroyed: " << b_gone;
+  ASSERT_TRUE(destroy_took);
+  EXPECT_LT(*destroy_took, stretch(1s)) << "the destructor waited for completions already taken";
+  EXPECT_EQ(b_calls_after, 0u) << "the destroyed client's handler was called";
+  EXPECT_EQ(a->stats().open, per_client);
+  ASSERT_TRUE(run_until(p.loop, [&] { return p.server->stats().open == per_client; }));
+  a.reset();
   ASSERT_TRUE(run_until(p.loop, [&] { return p.server->stats().open == 0; }));
 }
 

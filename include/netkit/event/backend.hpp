@@ -45,20 +45,20 @@ class backend {
   virtual void wait(int timeout_ms, std::vector<ready_event>& out) = 0;
 
   // Completion backends (io_uring) own I/O operations as well as readiness: the library
-  // then drives connections with submitted operations instead of readiness reports.
+  // then drives connections with submitted operations instead of readiness reports. Such
+  // a backend runs handlers inside wait() and must call stamp_turn_clock() before it does.
   virtual bool completion_based() const noexcept { return false; }
 
-  // The loop's time of the turn (event_loop::now()). A completion backend runs handlers
-  // inside wait(), before the loop gets back to read the clock: it stamps this first, so
-  // a handler sees when its completion arrived, not when the loop last woke.
-  void share_turn_clock(std::chrono::steady_clock::time_point* now) noexcept { turn_clock_ = now; }
-
  protected:
+  // Sets the loop's time of the turn (event_loop::now()) to now. A completion backend's
+  // handlers run inside wait(), before the loop gets back to read the clock: stamped
+  // first, they see when the wait returned, not when the loop last woke.
   void stamp_turn_clock() noexcept {
     if (turn_clock_) *turn_clock_ = std::chrono::steady_clock::now();
   }
 
  private:
+  friend class event_loop;  // shares its clock on construction, withdraws it on destruction
   std::chrono::steady_clock::time_point* turn_clock_ = nullptr;
 };
 

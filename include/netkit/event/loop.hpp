@@ -127,7 +127,7 @@ class event_loop {
     return owner == std::thread::id() || owner == std::this_thread::get_id();
   }
 
-  // When this turn's events were collected (one clock read per turn, for handlers).
+  // When this turn's wait returned: the clock as handlers should read it.
   clock::time_point now() const noexcept { return now_; }
   std::uint64_t turns() const noexcept { return turns_; }
 
